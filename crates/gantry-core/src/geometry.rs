@@ -109,21 +109,27 @@ pub struct ViewGeometry {
 
 pub type Vec3 = [f64; 3];
 
+#[inline]
 pub fn dot(a: Vec3, b: Vec3) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
+#[inline]
 pub fn sub(a: Vec3, b: Vec3) -> Vec3 {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
+#[inline]
 pub fn add(a: Vec3, b: Vec3) -> Vec3 {
     [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
 }
+#[inline]
 pub fn scale(a: Vec3, s: f64) -> Vec3 {
     [a[0] * s, a[1] * s, a[2] * s]
 }
+#[inline]
 pub fn norm(a: Vec3) -> f64 {
     dot(a, a).sqrt()
 }
+#[inline]
 pub fn cross(a: Vec3, b: Vec3) -> Vec3 {
     [
         a[1] * b[2] - a[2] * b[1],
@@ -304,10 +310,10 @@ impl ScanGeometry {
         }
     }
 
-    /// Largest |fan angle| over the detector columns (radians).
+    /// Largest |fan angle| of a detector column centre (radians).
     pub fn max_fan_angle(&self) -> f64 {
         let n = self.detector.n_cols as f64;
-        self.fan_angle(0, -0.5).abs().max(self.fan_angle(0, n - 0.5).abs())
+        self.fan_angle(0, 0.0).abs().max(self.fan_angle(0, n - 1.0).abs())
     }
 
     /// The view angles unwrapped into a monotone sequence (radians).
@@ -502,8 +508,12 @@ impl ScanProtocol {
                 return Err(CoreError::invalid("helical_pitch", p, "must be finite and positive"));
             }
         }
-        let n_views = ((self.views_per_rotation as f64) * arc / 360.0).round().max(1.0) as usize;
-        let step = arc.to_radians() / n_views as f64;
+        // Views are spaced 360°/views_per_rotation. A partial arc samples both of its ends (a
+        // short scan must cover 180° + fan); whole rotations sample each angle once.
+        let step = 2.0 * PI / self.views_per_rotation as f64;
+        let per_step = arc.to_radians() / step;
+        let whole_turns = (arc / 360.0 - (arc / 360.0).round()).abs() < 1e-9;
+        let n_views = if whole_turns { per_step.round() as usize } else { (per_step - 1e-9).ceil() as usize + 1 }.max(1);
         let collimation_mm = self.detector.n_rows as f64 * self.detector.pixel_v_mm * self.sid_mm / self.sdd_mm;
         let feed_per_rad = self.helical_pitch.map_or(0.0, |p| p * collimation_mm / (2.0 * PI));
         let views = (0..n_views)
@@ -570,7 +580,9 @@ mod tests {
         p.short_scan = true;
         let fan = p.fan_angle_rad().to_degrees();
         let g = p.build().unwrap();
-        assert_eq!(g.n_views(), ((180.0 + fan) as f64).round() as usize);
+        assert_eq!(g.n_views(), (180.0 + fan).ceil() as usize + 1);
+        let span = g.unwrapped_angles()[g.n_views() - 1] - g.unwrapped_angles()[0];
+        assert!(span.to_degrees() >= 180.0 + fan && span.to_degrees() < 181.0 + fan, "{span}");
         let mut h = ScanProtocol::clinical_wide_detector();
         h.helical_pitch = Some(0.5);
         h.arc_deg = Some(720.0);

@@ -72,6 +72,13 @@ impl Shape {
     /// Length in mm of the chord of the ray `origin + t·dir` (dir a unit vector, t over all reals)
     /// through the shape.
     pub fn chord_mm(&self, origin: Vec3, dir: Vec3) -> f64 {
+        // Quick rejection: the line passes outside the bounding sphere.
+        let (c, r) = self.bounding_sphere();
+        let oc = sub(c, origin);
+        let t = dot(oc, dir);
+        if dot(oc, oc) - t * t > r * r {
+            return 0.0;
+        }
         match self {
             Shape::Ellipsoid { center_mm, semi_axes_mm, rotation, .. } => {
                 let q0 = apply(rotation, sub(origin, *center_mm));
@@ -126,6 +133,16 @@ impl Shape {
                     hi = hi.min(t1.max(t2));
                 }
                 (hi - lo).max(0.0)
+            }
+        }
+    }
+
+    /// Centre and radius (mm) of a sphere that holds the shape.
+    pub fn bounding_sphere(&self) -> (Vec3, f64) {
+        match self {
+            Shape::Ellipsoid { center_mm, semi_axes_mm, .. } => (*center_mm, semi_axes_mm[0].max(semi_axes_mm[1]).max(semi_axes_mm[2])),
+            Shape::Cylinder { center_mm, radii_mm, half_length_mm, .. } => {
+                (*center_mm, (radii_mm[0].max(radii_mm[1]).powi(2) + half_length_mm.powi(2)).sqrt())
             }
         }
     }
