@@ -7,34 +7,18 @@ use thiserror::Error;
 pub enum CoreError {
     /// A field of a geometry or volume description has an impossible value.
     #[error("invalid {field} = {value}: {reason}")]
-    Invalid {
-        field: String,
-        value: String,
-        reason: String,
-    },
+    Invalid { field: String, value: String, reason: String },
     /// Two things that must agree in size do not.
     #[error("size mismatch for {what}: expected {expected}, got {got}")]
-    SizeMismatch {
-        what: String,
-        expected: String,
-        got: String,
-    },
+    SizeMismatch { what: String, expected: String, got: String },
     /// An array holds NaN or infinity where finite numbers are required.
     #[error("{what} holds a non-finite value ({value}) at index {index}")]
-    NonFinite {
-        what: String,
-        index: String,
-        value: f32,
-    },
+    NonFinite { what: String, index: String, value: f32 },
 }
 
 impl CoreError {
     pub fn invalid(field: impl Into<String>, value: impl std::fmt::Display, reason: impl Into<String>) -> Self {
-        CoreError::Invalid {
-            field: field.into(),
-            value: value.to_string(),
-            reason: reason.into(),
-        }
+        CoreError::Invalid { field: field.into(), value: value.to_string(), reason: reason.into() }
     }
 
     pub fn size_mismatch(
@@ -42,28 +26,17 @@ impl CoreError {
         expected: impl std::fmt::Display,
         got: impl std::fmt::Display,
     ) -> Self {
-        CoreError::SizeMismatch {
-            what: what.into(),
-            expected: expected.to_string(),
-            got: got.to_string(),
-        }
+        CoreError::SizeMismatch { what: what.into(), expected: expected.to_string(), got: got.to_string() }
     }
 }
 
 pub type Result<T> = std::result::Result<T, CoreError>;
 
 /// Returns an error naming the first non-finite element of `data`.
-pub fn check_finite<'a, D: ndarray::Dimension>(
-    what: &str,
-    data: ndarray::ArrayView<'a, f32, D>,
-) -> Result<()> {
+pub fn check_finite<'a, D: ndarray::Dimension>(what: &str, data: ndarray::ArrayView<'a, f32, D>) -> Result<()> {
     for (idx, &v) in data.indexed_iter() {
         if !v.is_finite() {
-            return Err(CoreError::NonFinite {
-                what: what.to_string(),
-                index: format!("{idx:?}"),
-                value: v,
-            });
+            return Err(CoreError::NonFinite { what: what.to_string(), index: format!("{idx:?}"), value: v });
         }
     }
     Ok(())

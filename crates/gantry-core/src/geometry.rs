@@ -131,11 +131,7 @@ pub fn norm(a: Vec3) -> f64 {
 }
 #[inline]
 pub fn cross(a: Vec3, b: Vec3) -> Vec3 {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
+    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
 }
 
 impl ViewGeometry {
@@ -179,11 +175,7 @@ impl ScanGeometry {
             return Err(CoreError::invalid("views", "[]", "a scan needs at least one view"));
         }
         if self.beam == Beam::Parallel && self.detector.shape == DetectorShape::Cylindrical {
-            return Err(CoreError::invalid(
-                "detector.shape",
-                "cylindrical",
-                "a parallel beam needs a flat detector",
-            ));
+            return Err(CoreError::invalid("detector.shape", "cylindrical", "a parallel beam needs a flat detector"));
         }
         for (i, view) in self.views.iter().enumerate() {
             let f = |name: &str| format!("views[{i}].{name}");
@@ -208,14 +200,10 @@ impl ScanGeometry {
                 }
             }
             if dot(view.u, view.v).abs() > 1e-6 {
-                return Err(CoreError::invalid(
-                    f("v"),
-                    format!("{:?}", view.v),
-                    "must be perpendicular to u",
-                ));
+                return Err(CoreError::invalid(f("v"), format!("{:?}", view.v), "must be perpendicular to u"));
             }
             let sdd = view.sdd_mm();
-            if !(sdd > 1e-6) {
+            if sdd.is_nan() || sdd <= 1e-6 {
                 return Err(CoreError::invalid(
                     f("detector_center_mm"),
                     format!("{:?}", view.detector_center_mm),
@@ -237,7 +225,10 @@ impl ScanGeometry {
                     return Err(CoreError::invalid(
                         "detector.pixel_u_mm",
                         self.detector.pixel_u_mm,
-                        format!("the cylindrical detector spans {:.1}° on each side; it must be under 90°", half_arc.to_degrees()),
+                        format!(
+                            "the cylindrical detector spans {:.1}° on each side; it must be under 90°",
+                            half_arc.to_degrees()
+                        ),
                     ));
                 }
             }
@@ -256,11 +247,7 @@ impl ScanGeometry {
 
     /// The geometry of a contiguous subset of views.
     pub fn subset(&self, range: std::ops::Range<usize>) -> ScanGeometry {
-        ScanGeometry {
-            beam: self.beam,
-            detector: self.detector.clone(),
-            views: self.views[range].to_vec(),
-        }
+        ScanGeometry { beam: self.beam, detector: self.detector.clone(), views: self.views[range].to_vec() }
     }
 
     /// World position (mm) of detector pixel (row, col) of a view (fractional indices allowed).
@@ -420,7 +407,14 @@ impl ScanProtocol {
     }
 
     /// A circular cone-beam scan with a flat detector.
-    pub fn circular_flat(sid_mm: f64, sdd_mm: f64, n_views: usize, n_cols: usize, n_rows: usize, pixel_mm: f64) -> Self {
+    pub fn circular_flat(
+        sid_mm: f64,
+        sdd_mm: f64,
+        n_views: usize,
+        n_cols: usize,
+        n_rows: usize,
+        pixel_mm: f64,
+    ) -> Self {
         ScanProtocol {
             beam: Beam::Cone,
             sid_mm,
@@ -483,10 +477,7 @@ impl ScanProtocol {
         if self.views_per_rotation == 0 {
             return Err(CoreError::invalid("views_per_rotation", 0, "must be at least 1"));
         }
-        for (name, v) in [
-            ("start_angle_deg", self.start_angle_deg),
-            ("start_z_mm", self.start_z_mm),
-        ] {
+        for (name, v) in [("start_angle_deg", self.start_angle_deg), ("start_z_mm", self.start_z_mm)] {
             if !v.is_finite() {
                 return Err(CoreError::invalid(name, v, "must be finite"));
             }
@@ -513,7 +504,8 @@ impl ScanProtocol {
         let step = 2.0 * PI / self.views_per_rotation as f64;
         let per_step = arc.to_radians() / step;
         let whole_turns = (arc / 360.0 - (arc / 360.0).round()).abs() < 1e-9;
-        let n_views = if whole_turns { per_step.round() as usize } else { (per_step - 1e-9).ceil() as usize + 1 }.max(1);
+        let n_views =
+            if whole_turns { per_step.round() as usize } else { (per_step - 1e-9).ceil() as usize + 1 }.max(1);
         let collimation_mm = self.detector.n_rows as f64 * self.detector.pixel_v_mm * self.sid_mm / self.sdd_mm;
         let feed_per_rad = self.helical_pitch.map_or(0.0, |p| p * collimation_mm / (2.0 * PI));
         let views = (0..n_views)

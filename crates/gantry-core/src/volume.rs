@@ -22,52 +22,31 @@ pub const IDENTITY: [[f64; 3]; 3] = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0
 
 impl VolumeGeometry {
     /// A validated geometry with the given origin and direction.
-    pub fn new(
-        dims: [usize; 3],
-        spacing_mm: [f64; 3],
-        origin_mm: [f64; 3],
-        direction: [[f64; 3]; 3],
-    ) -> Result<Self> {
-        let g = VolumeGeometry {
-            dims,
-            spacing_mm,
-            origin_mm,
-            direction,
-        };
+    pub fn new(dims: [usize; 3], spacing_mm: [f64; 3], origin_mm: [f64; 3], direction: [[f64; 3]; 3]) -> Result<Self> {
+        let g = VolumeGeometry { dims, spacing_mm, origin_mm, direction };
         g.validate()?;
         Ok(g)
     }
 
     /// A grid of `dims` voxels of `spacing_mm`, axis-aligned, centred on `center_mm`.
     pub fn centered(dims: [usize; 3], spacing_mm: [f64; 3], center_mm: [f64; 3]) -> Result<Self> {
-        let origin = std::array::from_fn(|a| {
-            center_mm[a] - 0.5 * (dims[a] as f64 - 1.0) * spacing_mm[a]
-        });
+        let origin = std::array::from_fn(|a| center_mm[a] - 0.5 * (dims[a] as f64 - 1.0) * spacing_mm[a]);
         Self::new(dims, spacing_mm, origin, IDENTITY)
     }
 
     /// Checks sizes, spacing and direction once; the kernels then trust the geometry.
     pub fn validate(&self) -> Result<()> {
-        let axes = ["x", "y", "z"];
-        for a in 0..3 {
+        for (a, axis) in ["x", "y", "z"].into_iter().enumerate() {
             if self.dims[a] == 0 {
-                return Err(CoreError::invalid(
-                    format!("volume dims.{}", axes[a]),
-                    self.dims[a],
-                    "must be at least 1",
-                ));
+                return Err(CoreError::invalid(format!("volume dims.{axis}"), self.dims[a], "must be at least 1"));
             }
             let s = self.spacing_mm[a];
             if !(s.is_finite() && s > 0.0) {
-                return Err(CoreError::invalid(
-                    format!("volume spacing_mm.{}", axes[a]),
-                    s,
-                    "must be finite and positive",
-                ));
+                return Err(CoreError::invalid(format!("volume spacing_mm.{axis}"), s, "must be finite and positive"));
             }
             if !self.origin_mm[a].is_finite() {
                 return Err(CoreError::invalid(
-                    format!("volume origin_mm.{}", axes[a]),
+                    format!("volume origin_mm.{axis}"),
                     self.origin_mm[a],
                     "must be finite",
                 ));
@@ -113,10 +92,7 @@ impl VolumeGeometry {
     pub fn position_mm(&self, i: f64, j: f64, k: f64) -> [f64; 3] {
         let idx = [i, j, k];
         std::array::from_fn(|r| {
-            self.origin_mm[r]
-                + (0..3)
-                    .map(|c| self.direction[r][c] * idx[c] * self.spacing_mm[c])
-                    .sum::<f64>()
+            self.origin_mm[r] + (0..3).map(|c| self.direction[r][c] * idx[c] * self.spacing_mm[c]).sum::<f64>()
         })
     }
 }
@@ -151,10 +127,7 @@ impl Volume {
 
     /// Maps every voxel through `f`.
     pub fn map(&self, f: impl Fn(f32) -> f32) -> Volume {
-        Volume {
-            geometry: self.geometry.clone(),
-            data: self.data.mapv(f),
-        }
+        Volume { geometry: self.geometry.clone(), data: self.data.mapv(f) }
     }
 }
 

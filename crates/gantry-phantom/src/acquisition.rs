@@ -52,11 +52,8 @@ impl Acquisition {
             let normal = Normal::new(0.0, sigma.max(f64::MIN_POSITIVE)).expect("finite sigma");
             for p in proj.iter_mut() {
                 let mean = i0 * (-(*p as f64)).exp();
-                let quanta = if mean > 0.0 {
-                    Poisson::new(mean).map(|d| d.sample(&mut rng)).unwrap_or(mean)
-                } else {
-                    0.0
-                };
+                let quanta =
+                    if mean > 0.0 { Poisson::new(mean).map(|d| d.sample(&mut rng)).unwrap_or(mean) } else { 0.0 };
                 let e = if sigma > 0.0 { normal.sample(&mut rng) } else { 0.0 };
                 *p = (quanta + e) as f32;
             }

@@ -140,7 +140,9 @@ impl Shape {
     /// Centre and radius (mm) of a sphere that holds the shape.
     pub fn bounding_sphere(&self) -> (Vec3, f64) {
         match self {
-            Shape::Ellipsoid { center_mm, semi_axes_mm, .. } => (*center_mm, semi_axes_mm[0].max(semi_axes_mm[1]).max(semi_axes_mm[2])),
+            Shape::Ellipsoid { center_mm, semi_axes_mm, .. } => {
+                (*center_mm, semi_axes_mm[0].max(semi_axes_mm[1]).max(semi_axes_mm[2]))
+            }
             Shape::Cylinder { center_mm, radii_mm, half_length_mm, .. } => {
                 (*center_mm, (radii_mm[0].max(radii_mm[1]).powi(2) + half_length_mm.powi(2)).sqrt())
             }
@@ -172,7 +174,8 @@ mod tests {
 
     #[test]
     fn sphere_chord_is_exact() {
-        let s = Shape::Ellipsoid { center_mm: [1.0, 2.0, 3.0], semi_axes_mm: [10.0; 3], rotation: NO_ROTATION, value: 1.0 };
+        let s =
+            Shape::Ellipsoid { center_mm: [1.0, 2.0, 3.0], semi_axes_mm: [10.0; 3], rotation: NO_ROTATION, value: 1.0 };
         // A ray at distance 6 from the centre: chord 2·sqrt(100 − 36) = 16.
         let c = s.chord_mm([-100.0, 8.0, 3.0], [1.0, 0.0, 0.0]);
         assert!((c - 16.0).abs() < 1e-12, "{c}");
@@ -209,7 +212,13 @@ mod tests {
 
     #[test]
     fn cylinder_chords_through_side_and_caps() {
-        let c = Shape::Cylinder { center_mm: [0.0; 3], radii_mm: [10.0, 10.0], half_length_mm: 5.0, rotation: NO_ROTATION, value: 1.0 };
+        let c = Shape::Cylinder {
+            center_mm: [0.0; 3],
+            radii_mm: [10.0, 10.0],
+            half_length_mm: 5.0,
+            rotation: NO_ROTATION,
+            value: 1.0,
+        };
         assert!((c.chord_mm([-50.0, 0.0, 0.0], [1.0, 0.0, 0.0]) - 20.0).abs() < 1e-12);
         assert!((c.chord_mm([0.0, 3.0, -50.0], [0.0, 0.0, 1.0]) - 10.0).abs() < 1e-12);
         // Diagonal in x–z through the centre: leaves through the caps at |z| = 5 → length 10·√2.

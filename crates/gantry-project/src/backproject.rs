@@ -40,7 +40,15 @@ struct ViewParams {
 impl ViewParams {
     fn new(scan: &ScanGeometry, i: usize) -> Self {
         let g = &scan.views[i];
-        ViewParams { s: g.source_mm, d: g.detector_center_mm, u: g.u, v: g.v, w: g.w(), sdd: g.sdd_mm(), sid: g.sid_mm() }
+        ViewParams {
+            s: g.source_mm,
+            d: g.detector_center_mm,
+            u: g.u,
+            v: g.v,
+            w: g.w(),
+            sdd: g.sdd_mm(),
+            sid: g.sid_mm(),
+        }
     }
 
     /// Detector (u, v) coordinates in mm of point `p` and its distance weight.
@@ -170,7 +178,12 @@ impl Backprojector {
                         let (c0, r0) = (c0 as isize, r0 as isize);
                         let proj = projections.index_axis(Axis(0), vi);
                         let mut val = 0.0f64;
-                        for (dr, dc, f) in [(0, 0, (1.0 - fr) * (1.0 - fc)), (0, 1, (1.0 - fr) * fc), (1, 0, fr * (1.0 - fc)), (1, 1, fr * fc)] {
+                        for (dr, dc, f) in [
+                            (0, 0, (1.0 - fr) * (1.0 - fc)),
+                            (0, 1, (1.0 - fr) * fc),
+                            (1, 0, fr * (1.0 - fc)),
+                            (1, 1, fr * fc),
+                        ] {
                             let (rr, cc) = (r0 + dr, c0 + dc);
                             if rr >= 0 && rr < nr && cc >= 0 && cc < nc {
                                 val += f * proj[[rr as usize, cc as usize]] as f64;
@@ -217,7 +230,7 @@ impl Backprojector {
                 let acc = &mut row_buf[i * nz..(i + 1) * nz];
                 for (vi, vp) in views.iter().enumerate() {
                     let vz = vp.v[2]; // ±1
-                    // In-plane projection: detector u (mm), v scale, distance weight, v origin.
+                                      // In-plane projection: detector u (mm), v scale, distance weight, v origin.
                     let (uc, vscale, wt, z_ref) = match (beam, shape) {
                         (Beam::Parallel, _) => {
                             let (dx, dy) = (x - vp.d[0], y - vp.d[1]);
@@ -227,7 +240,8 @@ impl Backprojector {
                             let (dx, dy) = (x - vp.s[0], y - vp.s[1]);
                             let depth = vp.w[0] * dx + vp.w[1] * dy;
                             let m = vp.sdd / depth;
-                            let wt = if weight == DistanceWeight::Fdk { vp.sid * vp.sdd / (depth * depth) } else { 1.0 };
+                            let wt =
+                                if weight == DistanceWeight::Fdk { vp.sid * vp.sdd / (depth * depth) } else { 1.0 };
                             (m * (vp.u[0] * dx + vp.u[1] * dy), m, wt, vp.s[2])
                         }
                         (Beam::Cone, DetectorShape::Cylindrical) => {

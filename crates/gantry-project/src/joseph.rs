@@ -45,12 +45,10 @@ impl Joseph {
         let (origin, dir) = self.scan.ray(view, row as f64, col as f64);
         // Index space: idx_c = (Dᵀ (p − o))_c / spacing_c.
         let rel: Vec3 = sub(origin, g.origin_mm);
-        let p: Vec3 = std::array::from_fn(|c| {
-            (0..3).map(|r| g.direction[r][c] * rel[r]).sum::<f64>() / g.spacing_mm[c]
-        });
-        let d: Vec3 = std::array::from_fn(|c| {
-            (0..3).map(|r| g.direction[r][c] * dir[r]).sum::<f64>() / g.spacing_mm[c]
-        });
+        let p: Vec3 =
+            std::array::from_fn(|c| (0..3).map(|r| g.direction[r][c] * rel[r]).sum::<f64>() / g.spacing_mm[c]);
+        let d: Vec3 =
+            std::array::from_fn(|c| (0..3).map(|r| g.direction[r][c] * dir[r]).sum::<f64>() / g.spacing_mm[c]);
         let main = (0..3).max_by(|&i, &j| d[i].abs().total_cmp(&d[j].abs())).unwrap();
         let (a, b) = match main {
             0 => (1, 2),

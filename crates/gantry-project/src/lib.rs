@@ -66,7 +66,11 @@ pub(crate) fn check_sizes<P: Projector + ?Sized>(p: &P, vol: &[usize], proj: &[u
     }
     let want_p = p.scan_geometry().projection_shape();
     if proj != want_p {
-        return Err(CoreError::size_mismatch("projections [view][row][col]", format!("{want_p:?}"), format!("{proj:?}")));
+        return Err(CoreError::size_mismatch(
+            "projections [view][row][col]",
+            format!("{want_p:?}"),
+            format!("{proj:?}"),
+        ));
     }
     Ok(())
 }

@@ -35,7 +35,8 @@ fn geometries() -> Vec<(&'static str, ScanGeometry)> {
         let new_w = [c * w[0] - s * v.v[0], c * w[1] - s * v.v[1], c * w[2] - s * v.v[2]];
         let new_v = [s * w[0] + c * v.v[0], s * w[1] + c * v.v[1], s * w[2] + c * v.v[2]];
         v.source_mm = [-sid * new_w[0], -sid * new_w[1], -sid * new_w[2]];
-        v.detector_center_mm = [v.source_mm[0] + sdd * new_w[0], v.source_mm[1] + sdd * new_w[1], v.source_mm[2] + sdd * new_w[2]];
+        v.detector_center_mm =
+            [v.source_mm[0] + sdd * new_w[0], v.source_mm[1] + sdd * new_w[1], v.source_mm[2] + sdd * new_w[2]];
         v.v = new_v;
     }
     tilted.validate().unwrap();
@@ -70,7 +71,8 @@ fn joseph_is_exactly_adjoint() {
 
 /// Gaussian blobs: (centre, sigma, amplitude). Their line integrals are closed-form:
 /// A·σ·√(2π)·exp(−d²/2σ²), d the ray's distance from the centre.
-const BLOBS: [([f64; 3], f64, f64); 3] = [([0.0, 0.0, 0.0], 8.0, 0.03), ([9.0, -6.0, 4.0], 4.0, 0.03), ([-10.0, 8.0, -5.0], 3.5, -0.02)];
+const BLOBS: [([f64; 3], f64, f64); 3] =
+    [([0.0, 0.0, 0.0], 8.0, 0.03), ([9.0, -6.0, 4.0], 4.0, 0.03), ([-10.0, 8.0, -5.0], 3.5, -0.02)];
 
 fn blob_volume(grid: &VolumeGeometry) -> Volume {
     let mut vol = Volume::zeros(grid.clone());
@@ -78,7 +80,9 @@ fn blob_volume(grid: &VolumeGeometry) -> Volume {
         let p = grid.position_mm(i as f64, j as f64, k as f64);
         *v = BLOBS
             .iter()
-            .map(|(c, s, a)| a * (-((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2)) / (2.0 * s * s)).exp())
+            .map(|(c, s, a)| {
+                a * (-((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2)) / (2.0 * s * s)).exp()
+            })
             .sum::<f64>() as f32;
     }
     vol
@@ -161,4 +165,3 @@ fn fast_backprojection_equals_general_path() {
         assert!(diff < 1e-4 * max, "{name}: max diff {diff} of {max}");
     }
 }
-

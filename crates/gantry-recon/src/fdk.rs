@@ -6,9 +6,9 @@
 
 use crate::filter::{RampFilter, Window};
 use crate::weights::{cosine_weight, view_angular_steps, Redundancy};
-use gantry_core::{check_finite, Beam, ProjectionStack, Result, Volume, VolumeGeometry};
+use gantry_core::{check_finite, Beam, ProjectionStack, Result, ScanGeometry, Volume, VolumeGeometry};
 use gantry_project::{Backprojector, DistanceWeight};
-use ndarray::{s, Axis};
+use ndarray::{s, Array3, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -28,16 +28,16 @@ impl Default for FdkOptions {
     }
 }
 
-/// Weights and filters one subset of views in place: the first two FDK steps.
+/// Weights and filters one subset of views (first view `first` of `scan`) in place: the first
+/// two FDK steps.
 pub fn weight_and_filter(
-    projections: &ProjectionStack,
+    scan: &ScanGeometry,
     first: usize,
-    subset: &mut ndarray::Array3<f32>,
+    subset: &mut Array3<f32>,
     redundancy: &Redundancy,
     angles: &[f64],
     filter: &RampFilter,
 ) -> Result<()> {
-    let scan = &projections.geometry;
     subset.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(i, mut view)| {
         let v = first + i;
         cosine_weight(scan, v, view.view_mut());
@@ -53,9 +53,36 @@ pub fn weight_and_filter(
     filter.apply(rows.view_mut())
 }
 
+/// For a displaced detector, the geometry of the detector widened with virtual zero columns on
+/// its short side until it is symmetric, and where the measured columns start in it. The
+/// ramp-filtered projection is not zero beyond the short edge, and voxels projecting there need
+/// it. Other geometries are returned as they are.
+pub fn widen_displaced_detector(scan: &ScanGeometry, redundancy: &Redundancy) -> (ScanGeometry, usize) {
+    let Redundancy::DisplacedDetector { long_side_positive, .. } = *redundancy else {
+        return (scan.clone(), 0);
+    };
+    let det = &scan.detector;
+    let (lo, hi) = (det.col_to_u(0.0), det.col_to_u(det.n_cols as f64 - 1.0));
+    let k = ((hi.abs() - lo.abs()).abs() / det.pixel_u_mm).ceil() as usize;
+    let mut wide = scan.clone();
+    wide.detector.n_cols += k;
+    if long_side_positive {
+        wide.detector.offset_u_mm -= 0.5 * k as f64 * det.pixel_u_mm;
+        (wide, k)
+    } else {
+        wide.detector.offset_u_mm += 0.5 * k as f64 * det.pixel_u_mm;
+        (wide, 0)
+    }
+}
+
 /// Reconstructs μ on `grid` from line integrals. `progress(done, total)` is called after each
 /// subset of views.
-pub fn fdk(projections: &ProjectionStack, grid: &VolumeGeometry, options: &FdkOptions, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<Volume> {
+pub fn fdk(
+    projections: &ProjectionStack,
+    grid: &VolumeGeometry,
+    options: &FdkOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Volume> {
     let scan = &projections.geometry;
     scan.validate()?;
     grid.validate()?;
@@ -66,17 +93,20 @@ pub fn fdk(projections: &ProjectionStack, grid: &VolumeGeometry, options: &FdkOp
     let redundancy = Redundancy::for_geometry(scan)?;
     let angles = scan.unwrapped_angles();
     let steps = view_angular_steps(scan, &redundancy);
-    let det = &scan.detector;
+    let (wide, col0) = widen_displaced_detector(scan, &redundancy);
+    let det = &wide.detector;
     let sdd = scan.views[0].sdd_mm();
     let shape = if scan.beam == Beam::Parallel { gantry_core::DetectorShape::Flat } else { det.shape };
     let filter = RampFilter::new(det.n_cols, det.pixel_u_mm, shape, sdd, options.window, options.cutoff)?;
-    let mut bp = Backprojector::new(grid.clone(), scan.clone(), DistanceWeight::Fdk)?;
+    let mut bp = Backprojector::new(grid.clone(), wide.clone(), DistanceWeight::Fdk)?;
     let n = scan.n_views();
+    let n_cols = scan.detector.n_cols;
     let mut start = 0;
     while start < n {
         let end = (start + options.subset_size).min(n);
-        let mut subset = projections.data.slice(s![start..end, .., ..]).to_owned();
-        weight_and_filter(projections, start, &mut subset, &redundancy, &angles, &filter)?;
+        let mut subset = Array3::<f32>::zeros((end - start, det.n_rows, det.n_cols));
+        subset.slice_mut(s![.., .., col0..col0 + n_cols]).assign(&projections.data.slice(s![start..end, .., ..]));
+        weight_and_filter(&wide, start, &mut subset, &redundancy, &angles, &filter)?;
         let factors: Vec<f32> = steps[start..end].iter().map(|&d| d as f32).collect();
         bp.add(start, subset.view(), &factors)?;
         progress(end, n);

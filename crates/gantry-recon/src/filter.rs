@@ -11,7 +11,7 @@ use gantry_core::{CoreError, DetectorShape, Result};
 use ndarray::ArrayViewMut2;
 use rayon::prelude::*;
 use realfft::num_complex::Complex32;
-use realfft::{RealFftPlanner, RealToComplex, ComplexToReal};
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -82,7 +82,14 @@ pub struct RampFilter {
 impl RampFilter {
     /// A filter for rows of `n` samples `spacing_mm` apart on a `shape` detector at `sdd_mm`
     /// from the source, with `window` and cut-off `cutoff` (fraction of Nyquist, 0 < c ≤ 1).
-    pub fn new(n: usize, spacing_mm: f64, shape: DetectorShape, sdd_mm: f64, window: Window, cutoff: f64) -> Result<Self> {
+    pub fn new(
+        n: usize,
+        spacing_mm: f64,
+        shape: DetectorShape,
+        sdd_mm: f64,
+        window: Window,
+        cutoff: f64,
+    ) -> Result<Self> {
         if !(cutoff.is_finite() && cutoff > 0.0 && cutoff <= 1.0) {
             return Err(CoreError::invalid("filter cutoff", cutoff, "must be in (0, 1] (a fraction of Nyquist)"));
         }
@@ -150,7 +157,14 @@ impl RampFilter {
         }
         let rows_vec: Vec<_> = rows.rows_mut().into_iter().collect();
         rows_vec.into_par_iter().for_each_init(
-            || (self.forward.make_input_vec(), self.forward.make_output_vec(), self.forward.make_scratch_vec(), self.inverse.make_scratch_vec()),
+            || {
+                (
+                    self.forward.make_input_vec(),
+                    self.forward.make_output_vec(),
+                    self.forward.make_scratch_vec(),
+                    self.inverse.make_scratch_vec(),
+                )
+            },
             |(buf, spec, s1, s2), mut row| {
                 buf[..self.n].iter_mut().zip(row.iter()).for_each(|(b, r)| *b = *r);
                 buf[self.n..].iter_mut().for_each(|b| *b = 0.0);

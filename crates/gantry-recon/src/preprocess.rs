@@ -7,7 +7,11 @@ use ndarray::Zip;
 /// Line integrals `−ln(max(counts, floor) / unattenuated_counts)`. Counts at or below zero
 /// (photon starvation, electronic noise) are clamped to `floor_counts` so the logarithm stays
 /// finite. Non-finite counts are an error naming their index.
-pub fn counts_to_line_integrals(counts: &ProjectionStack, unattenuated_counts: f64, floor_counts: f64) -> Result<ProjectionStack> {
+pub fn counts_to_line_integrals(
+    counts: &ProjectionStack,
+    unattenuated_counts: f64,
+    floor_counts: f64,
+) -> Result<ProjectionStack> {
     if !(unattenuated_counts.is_finite() && unattenuated_counts > 0.0) {
         return Err(CoreError::invalid("unattenuated_counts", unattenuated_counts, "must be finite and positive"));
     }

@@ -75,14 +75,21 @@ impl Redundancy {
                 }
                 // Overlap up to half a pixel short of the short side's edge.
                 let px = scan.fan_angle(0, 1.0) - scan.fan_angle(0, 0.0);
-                return Ok(Redundancy::DisplacedDetector { overlap_rad: short - 0.5 * px.abs(), long_side_positive: hi > lo });
+                return Ok(Redundancy::DisplacedDetector {
+                    overlap_rad: short - 0.5 * px.abs(),
+                    long_side_positive: hi > lo,
+                });
             }
             return Ok(Redundancy::FullScan);
         }
         match scan.beam {
             Beam::Parallel => {
                 if span + step < PI * (1.0 - 1e-6) {
-                    return Err(CoreError::invalid("scan arc", format!("{:.1}°", span.to_degrees()), "a parallel-beam scan needs at least 180°"));
+                    return Err(CoreError::invalid(
+                        "scan arc",
+                        format!("{:.1}°", span.to_degrees()),
+                        "a parallel-beam scan needs at least 180°",
+                    ));
                 }
                 Ok(Redundancy::ParallelHalfTurn)
             }
@@ -190,7 +197,11 @@ mod tests {
                 let beta = i as f64 / 199.0 * (PI + 2.0 * delta);
                 let conj = beta + PI + 2.0 * gamma;
                 let conj_back = beta - PI + 2.0 * gamma;
-                let other = if conj <= PI + 2.0 * delta { parker(conj, -gamma, delta) } else { parker(conj_back, -gamma, delta) };
+                let other = if conj <= PI + 2.0 * delta {
+                    parker(conj, -gamma, delta)
+                } else {
+                    parker(conj_back, -gamma, delta)
+                };
                 let s = parker(beta, gamma, delta) + other;
                 assert!((s - 1.0).abs() < 1e-9, "β {beta} γ {gamma}: {s}");
             }
