@@ -1,0 +1,32 @@
+//! # gantry-io
+//!
+//! Everything in Gantry that touches bytes. Every file is written whole or not at all
+//! (temporary name, sync, rename), and every read error names the file, the field and the value.
+//!
+//! - Volumes: NIfTI-1 (`.nii`, `.nii.gz`; LPS ↔ RAS converted here and only here) and
+//!   MetaImage (`.mha`, `.mhd`): [`write_volume`], [`read_volume`].
+//! - Projections: MetaImage (x = column, y = row, z = view, RTK's layout) with a readable
+//!   geometry file beside it (`name.geometry.toml`): [`write_projections`], [`read_projections`].
+//! - RTK geometry XML read (and written for a circular scan), so RTK data reconstructs
+//!   unchanged: [`rtk`].
+//! - PNG slices with a display window: [`write_slice_png`].
+//!
+//! ```no_run
+//! use gantry_io::{read_volume, write_slice_png, Plane};
+//! let vol = read_volume("head.nii.gz".as_ref()).unwrap();
+//! write_slice_png("axial.png".as_ref(), &vol, Plane::Axial, 40, 40.0, 80.0).unwrap();
+//! ```
+
+pub mod atomic;
+pub mod error;
+pub mod metaimage;
+pub mod nifti_io;
+pub mod png_slices;
+pub mod rtk;
+pub mod volume_files;
+
+pub use error::{IoError, Result};
+pub use png_slices::{write_grey_png, write_slice_png, Plane};
+pub use volume_files::{
+    geometry_path_for, read_geometry, read_projections, read_volume, write_geometry, write_projections, write_volume,
+};

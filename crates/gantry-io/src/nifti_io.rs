@@ -1,0 +1,106 @@
+//! Volumes to and from NIfTI-1 (.nii, .nii.gz). The one place where Gantry's LPS frame meets
+//! NIfTI's RAS frame: x and y change sign, z stays.
+
+use crate::atomic::write_atomically;
+use crate::error::{IoError, Result};
+use gantry_core::{Volume, VolumeGeometry};
+use nalgebra::Matrix4;
+use ndarray::Ix3;
+use nifti::writer::WriterOptions;
+use nifti::{IntoNdArray, NiftiHeader, NiftiObject, ReaderOptions, XForm};
+use std::path::Path;
+
+/// The index → RAS affine of a volume.
+pub fn ras_affine(g: &VolumeGeometry) -> Matrix4<f64> {
+    let flip = [-1.0, -1.0, 1.0];
+    let mut m = Matrix4::identity();
+    for r in 0..3 {
+        for c in 0..3 {
+            m[(r, c)] = flip[r] * g.direction[r][c] * g.spacing_mm[c];
+        }
+        m[(r, 3)] = flip[r] * g.origin_mm[r];
+    }
+    m
+}
+
+/// Writes a volume as NIfTI-1, float32, with its geometry in both sform and qform (scanner
+/// anatomical). `.nii.gz` is compressed.
+pub fn write_nifti(path: &Path, volume: &Volume, description: &str) -> Result<()> {
+    let g = &volume.geometry;
+    let mut header = NiftiHeader::default();
+    let affine = ras_affine(g);
+    header.set_sform(&affine, XForm::ScannerAnat);
+    header.set_qform(&affine, XForm::ScannerAnat);
+    header.pixdim[1..4].copy_from_slice(&[g.spacing_mm[0] as f32, g.spacing_mm[1] as f32, g.spacing_mm[2] as f32]);
+    header.xyzt_units = 2; // millimetres
+    let mut d = description.as_bytes().to_vec();
+    d.truncate(79);
+    header.descrip = d;
+    write_atomically(path, |tmp| {
+        WriterOptions::new(tmp)
+            .reference_header(&header)
+            .write_nifti(&volume.data.t())
+            .map_err(|e| IoError::Nifti { path: path.to_owned(), source: e })
+    })
+}
+
+/// Reads a 3D NIfTI-1 volume (any data type, scaled by scl_slope/inter) into LPS.
+pub fn read_nifti(path: &Path) -> Result<Volume> {
+    let obj = ReaderOptions::new().read_file(path).map_err(|e| IoError::Nifti { path: path.to_owned(), source: e })?;
+    let h = obj.header().clone();
+    let ndim = h.dim[0];
+    if !(3..=4).contains(&ndim) || (ndim == 4 && h.dim[4] > 1) {
+        return Err(IoError::format(
+            path,
+            "dim",
+            format!("{:?}", &h.dim[..(ndim as usize + 1).min(8)]),
+            "a volume must have 3 dimensions",
+        ));
+    }
+    let arr =
+        obj.into_volume().into_ndarray::<f32>().map_err(|e| IoError::Nifti { path: path.to_owned(), source: e })?;
+    let (nx, ny, nz) = (h.dim[1] as usize, h.dim[2] as usize, h.dim[3] as usize);
+    let arr = arr
+        .into_shape_clone(ndarray::IxDyn(&[nx, ny, nz]))
+        .map_err(|e| IoError::format(path, "data", e, "does not match dim"))?
+        .into_dimensionality::<Ix3>()
+        .map_err(|e| IoError::format(path, "data", e, "is not 3D"))?;
+    // [x][y][z] → [z][y][x], made contiguous.
+    let data = arr.reversed_axes().as_standard_layout().to_owned();
+    let affine: Matrix4<f64> = if h.sform_code > 0 {
+        h.sform_affine()
+    } else if h.qform_code > 0 {
+        h.qform_affine()
+    } else {
+        Matrix4::from_diagonal(&nalgebra::Vector4::new(
+            -(h.pixdim[1] as f64),
+            -(h.pixdim[2] as f64),
+            h.pixdim[3] as f64,
+            1.0,
+        ))
+    };
+    let flip = [-1.0, -1.0, 1.0];
+    let mut spacing = [0.0; 3];
+    let mut direction = [[0.0; 3]; 3];
+    for c in 0..3 {
+        let col: Vec<f64> = (0..3).map(|r| flip[r] * affine[(r, c)]).collect();
+        let n = (col[0] * col[0] + col[1] * col[1] + col[2] * col[2]).sqrt();
+        spacing[c] = n;
+        for r in 0..3 {
+            direction[r][c] = if n > 0.0 { col[r] / n } else { 0.0 };
+        }
+    }
+    let origin = [flip[0] * affine[(0, 3)], flip[1] * affine[(1, 3)], affine[(2, 3)]];
+    // The affine is stored in f32: tidy directions to the nearest orthonormal values.
+    for row in direction.iter_mut() {
+        for v in row.iter_mut() {
+            if (v.abs() - 1.0).abs() < 1e-6 {
+                *v = v.signum();
+            } else if v.abs() < 1e-6 {
+                *v = 0.0;
+            }
+        }
+    }
+    let geometry = VolumeGeometry::new([nx, ny, nz], spacing, origin, direction).map_err(|e| IoError::core(path, e))?;
+    Volume::new(geometry, data).map_err(|e| IoError::core(path, e))
+}
