@@ -34,6 +34,14 @@ pub type Result<T> = std::result::Result<T, CoreError>;
 
 /// Returns an error naming the first non-finite element of `data`.
 pub fn check_finite<'a, D: ndarray::Dimension>(what: &str, data: ndarray::ArrayView<'a, f32, D>) -> Result<()> {
+    // A fast scan first; the index is worked out only when something is wrong.
+    let all_finite = match data.as_slice() {
+        Some(s) => s.iter().fold(true, |ok, v| ok & v.is_finite()),
+        None => data.iter().all(|v| v.is_finite()),
+    };
+    if all_finite {
+        return Ok(());
+    }
     for (idx, &v) in data.indexed_iter() {
         if !v.is_finite() {
             return Err(CoreError::NonFinite { what: what.to_string(), index: format!("{idx:?}"), value: v });

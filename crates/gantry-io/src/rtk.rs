@@ -240,8 +240,20 @@ pub fn format_rtk_xml(g: &ScanGeometry) -> std::result::Result<String, String> {
         let sdd = if g.beam == Beam::Parallel { 0.0 } else { v.sdd_mm() };
         // β from the source position: S = SID·(sin β, −cos β).
         let beta = v.source_mm[0].atan2(-v.source_mm[1]).to_degrees().rem_euclid(360.0);
+        // RTK checks the projection matrix against the parameters: with no offsets and no
+        // in-plane or out-of-plane angle it is M_P = [−SDD·R₀; −SDD·R₁; R₂ − SID·e₄] for the
+        // rotation R = Ry(−θ), and [R₀; R₁; e₄] for a parallel beam.
+        let (st, ct) = beta.to_radians().sin_cos();
+        let m: [[f64; 4]; 3] = if g.beam == Beam::Parallel {
+            [[ct, 0.0, -st, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+        } else {
+            [[-sdd * ct, 0.0, sdd * st, 0.0], [0.0, -sdd, 0.0, 0.0], [st, 0.0, ct, -sid]]
+        };
+        let rows: Vec<String> =
+            m.iter().map(|r| format!("      {:e} {:e} {:e} {:e}", r[0], r[1], r[2], r[3])).collect();
         out += &format!(
-            "  <Projection>\n    <SourceToIsocenterDistance>{sid}</SourceToIsocenterDistance>\n    <SourceToDetectorDistance>{sdd}</SourceToDetectorDistance>\n    <GantryAngle>{beta}</GantryAngle>\n  </Projection>\n"
+            "  <Projection>\n    <SourceToIsocenterDistance>{sid}</SourceToIsocenterDistance>\n    <SourceToDetectorDistance>{sdd}</SourceToDetectorDistance>\n    <GantryAngle>{beta}</GantryAngle>\n    <Matrix>\n{}\n    </Matrix>\n  </Projection>\n",
+            rows.join("\n")
         );
     }
     out += "</RTKThreeDCircularGeometry>\n";

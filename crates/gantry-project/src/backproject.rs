@@ -203,14 +203,24 @@ impl Backprojector {
         let [nx, _, nz] = self.volume.dims;
         let (nr, nc) = (det.n_rows, det.n_cols);
         let n_views = projections.shape()[0];
-        // Transposed, zero-padded copy: [view][col + 2][row + 2], so that bilinear reads just
-        // outside the detector see zeros and a z walk reads contiguous memory.
-        let (pc, pr) = (nc + 2, nr + 2);
+        // Transposed copy, zero-padded: [view][col + 2][PAD_LO + row + PAD_HI], so a z walk
+        // reads contiguous memory, and reads just outside the detector (or clamped onto the
+        // padding) see zeros. The 10 zeros at the end also cover 8-wide vector loads.
+        let (pc, pr) = (nc + 2, PAD_LO + nr + PAD_HI);
         let mut tp = vec![0.0f32; n_views * pc * pr];
+        let src_all = projections.as_standard_layout();
+        let src_all = src_all.as_slice().expect("standard layout");
         tp.par_chunks_mut(pc * pr).enumerate().for_each(|(v, dst)| {
-            let src = projections.index_axis(Axis(0), v);
-            for ((r, c), &x) in src.indexed_iter() {
-                dst[(c + 1) * pr + r + 1] = x;
+            let src = &src_all[v * nr * nc..(v + 1) * nr * nc];
+            // Blocks of 16 rows keep both sides of the transpose in cache.
+            for r0 in (0..nr).step_by(16) {
+                let r1 = (r0 + 16).min(nr);
+                for c in 0..nc {
+                    let d = &mut dst[(c + 1) * pr + PAD_LO..(c + 2) * pr];
+                    for r in r0..r1 {
+                        d[r] = src[r * nc + c];
+                    }
+                }
             }
         });
         let views: Vec<ViewParams> = (0..n_views).map(|i| ViewParams::new(scan, first + i)).collect();
@@ -220,14 +230,16 @@ impl Backprojector {
         let weight = self.weight;
         let beam = scan.beam;
         let shape = det.shape;
-        // Row index (padded) = (v_mm − offset_v)/pixel_v + (nr − 1)/2 + 1.
-        let row_c = 0.5 * (nr as f64 - 1.0) + 1.0;
+        let kernel = ColumnKernel::detect();
+        // Padded row index = (v_mm − offset_v)/pixel_v + (nr − 1)/2 + PAD_LO.
+        let row_c = 0.5 * (nr as f64 - 1.0) + PAD_LO as f64;
         let col_c = 0.5 * (nc as f64 - 1.0) + 1.0;
         self.acc.par_chunks_mut(nx * nz).enumerate().for_each(|(j, row_buf)| {
             let y = oy + j as f64 * sy;
+            let mut walks: Vec<Walk> = Vec::with_capacity(views.len());
             for i in 0..nx {
                 let x = ox + i as f64 * sx;
-                let acc = &mut row_buf[i * nz..(i + 1) * nz];
+                walks.clear();
                 for (vi, vp) in views.iter().enumerate() {
                     let vz = vp.v[2]; // ±1
                                       // In-plane projection: detector u (mm), v scale, distance weight, v origin.
@@ -260,33 +272,284 @@ impl Backprojector {
                     let ci = c as usize;
                     let fc = (c - ci as f64) as f32;
                     let wt = (wt * view_factors[vi] as f64) as f32;
-                    let (w0, w1) = (wt * (1.0 - fc), wt * fc);
-                    // Padded row index as a linear function of k.
+                    // Padded row index as a linear function of k; the rows that touch the
+                    // detector are PAD_LO − 1 <= r < PAD_LO + nr.
                     let r0 = (vscale * vz * (oz - z_ref) - det.offset_v_mm) / det.pixel_v_mm + row_c;
                     let rk = vscale * vz * sz / det.pixel_v_mm;
-                    // k range with 0 <= r < nr + 1.
-                    let (k_lo, k_hi) = k_range(r0, rk, (nr + 1) as f64, nz);
+                    let (k_lo, k_hi) = k_range(r0 - (PAD_LO as f64 - 1.0), rk, (nr + 1) as f64, nz);
                     if k_lo >= k_hi {
                         continue;
                     }
-                    let base = vi * pc * pr + ci * pr;
-                    let col0 = &tp[base..base + pr];
-                    let col1 = &tp[base + pr..base + 2 * pr];
-                    let (r0, rk) = (r0 as f32, rk as f32);
-                    // r < nr + 1 keeps ri + 1 inside the padded column; the clamp only guards rounding.
-                    let top = nr as f32 + 0.99994;
-                    for (k, a) in acc.iter_mut().enumerate().take(k_hi).skip(k_lo) {
-                        let r = (r0 + rk * k as f32).clamp(0.0, top);
-                        let ri = r as usize;
-                        let fr = r - ri as f32;
-                        let lo = w0 * col0[ri] + w1 * col1[ri];
-                        let hi = w0 * col0[ri + 1] + w1 * col1[ri + 1];
-                        *a += lo + fr * (hi - lo);
+                    let lane =
+                        Lane { r0: (r0 + rk * k_lo as f64) as f32, rk: rk as f32, w0: wt * (1.0 - fc), w1: wt * fc };
+                    walks.push(Walk { base: vi * pc * pr + ci * pr, k_lo, k_hi, lane });
+                }
+                let acc = &mut row_buf[i * nz..(i + 1) * nz];
+                let cols = |w: &Walk| (&tp[w.base..w.base + pr], &tp[w.base + pr..w.base + 2 * pr]);
+                // Two views per pass share the loads and stores of the voxel column.
+                for pair in walks.chunks(2) {
+                    match pair {
+                        [a, b] => {
+                            let (lo, hi) = (a.k_lo.max(b.k_lo), a.k_hi.min(b.k_hi));
+                            if lo >= hi {
+                                for w in [a, b] {
+                                    let (c0, c1) = cols(w);
+                                    kernel.run(&mut acc[w.k_lo..w.k_hi], c0, c1, &w.lane);
+                                }
+                                continue;
+                            }
+                            // Each view alone outside the common range, both together inside.
+                            for w in [a, b] {
+                                let (c0, c1) = cols(w);
+                                kernel.run(&mut acc[w.k_lo..lo], c0, c1, &w.lane);
+                                kernel.run(&mut acc[hi..w.k_hi], c0, c1, &w.lane.advanced((hi - w.k_lo) as f32));
+                            }
+                            let (a0, a1) = cols(a);
+                            let (b0, b1) = cols(b);
+                            let la = a.lane.advanced((lo - a.k_lo) as f32);
+                            let lb = b.lane.advanced((lo - b.k_lo) as f32);
+                            kernel.run2(&mut acc[lo..hi], (a0, a1, &la), (b0, b1, &lb));
+                        }
+                        [w] => {
+                            let (c0, c1) = cols(w);
+                            kernel.run(&mut acc[w.k_lo..w.k_hi], c0, c1, &w.lane);
+                        }
+                        _ => {}
                     }
                 }
             }
         });
     }
+}
+
+/// One view's contribution to one voxel column: its detector columns in the transposed buffer,
+/// the k range it reaches, and the walk from k_lo.
+struct Walk {
+    base: usize,
+    k_lo: usize,
+    k_hi: usize,
+    lane: Lane,
+}
+
+/// Zero rows before and after each padded detector column.
+const PAD_LO: usize = 2;
+const PAD_HI: usize = 10;
+
+/// One view's walk along a voxel column: padded row index r(k) = r0 + rk·k and the weights of
+/// its two detector columns (bilinear in u, times the distance weight and view factor).
+#[derive(Clone, Copy, Debug)]
+pub struct Lane {
+    pub r0: f32,
+    pub rk: f32,
+    pub w0: f32,
+    pub w1: f32,
+}
+
+impl Lane {
+    /// The same walk started `dk` voxels later.
+    pub fn advanced(&self, dk: f32) -> Lane {
+        Lane { r0: self.r0 + self.rk * dk, ..*self }
+    }
+}
+
+/// The column kernel for this CPU: AVX2 + FMA when present, portable scalar code otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnKernel {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl ColumnKernel {
+    pub fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return ColumnKernel::Avx2;
+        }
+        ColumnKernel::Scalar
+    }
+
+    /// Adds `w0·col0(r) + w1·col1(r)`, linearly interpolated at r(k), to every `acc[k]`.
+    /// Indices are clamped into the padded columns (whose ends are zero), so any input is
+    /// memory-safe.
+    pub fn run(self, acc: &mut [f32], col0: &[f32], col1: &[f32], l: &Lane) {
+        match self {
+            ColumnKernel::Scalar => column_scalar(acc, col0, col1, l, 0),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: constructed only when the CPU has AVX2 and FMA.
+            ColumnKernel::Avx2 => unsafe { column_avx2(acc, col0, col1, l) },
+        }
+    }
+
+    /// Two views over the same voxels: the same as `run` for each, in one pass.
+    pub fn run2(self, acc: &mut [f32], a: (&[f32], &[f32], &Lane), b: (&[f32], &[f32], &Lane)) {
+        match self {
+            ColumnKernel::Scalar => {
+                column_scalar(acc, a.0, a.1, a.2, 0);
+                column_scalar(acc, b.0, b.1, b.2, 0);
+            }
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: constructed only when the CPU has AVX2 and FMA.
+            ColumnKernel::Avx2 => unsafe { column2_avx2(acc, a, b) },
+        }
+    }
+}
+
+/// The portable inner loop, from `acc[start]` on.
+#[inline(always)]
+fn column_scalar(acc: &mut [f32], col0: &[f32], col1: &[f32], l: &Lane, start: usize) {
+    let n = col0.len().min(col1.len());
+    if n < 2 {
+        return;
+    }
+    let top = (n - 2) as f32;
+    for (k, a) in acc.iter_mut().enumerate().skip(start) {
+        let r = (l.r0 + l.rk * k as i32 as f32).max(0.0).min(top);
+        // SAFETY: r is finite and in [0, n − 2], so the truncation is in range.
+        let ri = unsafe { r.to_int_unchecked::<i32>() } as usize;
+        let fr = r - ri as i32 as f32;
+        // SAFETY: ri + 1 <= n − 1 < col0.len(), col1.len().
+        let (p0, p1, q0, q1) = unsafe {
+            (*col0.get_unchecked(ri), *col0.get_unchecked(ri + 1), *col1.get_unchecked(ri), *col1.get_unchecked(ri + 1))
+        };
+        let lo = l.w0 * p0 + l.w1 * q0;
+        let hi = l.w0 * p1 + l.w1 * q1;
+        *a += lo + fr * (hi - lo);
+    }
+}
+
+/// How many voxels a vector step covers for row slope `rk`: while the row index advances by
+/// less than one row per voxel, eight consecutive voxels read at most nine consecutive rows (two
+/// unaligned 8-wide loads per detector column and a lane permute replace eight gathers); with
+/// 1 <= rk < 7/3 four voxels fit the same way; other slopes go scalar.
+fn vector_group(rk: f32) -> usize {
+    if (0.0..0.999).contains(&rk) {
+        8
+    } else if (0.0..2.33).contains(&rk) {
+        4
+    } else {
+        0
+    }
+}
+
+/// The contribution of one view to eight voxels whose padded row positions are `r` (all
+/// within the column, spanning at most eight rows from lane 0's): bilinear in the two
+/// detector columns, weights `w0`, `w1`. Loads stay within `col[base..base + 9]` with `base`
+/// clamped to `n − 9`, so any `r` is memory-safe (the permute uses only the index's low bits).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn contribution8(
+    col0: &[f32],
+    col1: &[f32],
+    r: std::arch::x86_64::__m256,
+    w0: std::arch::x86_64::__m256,
+    w1: std::arch::x86_64::__m256,
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let n = col0.len().min(col1.len());
+    let ri = _mm256_cvttps_epi32(r);
+    let fr = _mm256_sub_ps(r, _mm256_cvtepi32_ps(ri));
+    let base = _mm256_cvtsi256_si32(ri).clamp(0, n as i32 - 9);
+    let idx = _mm256_sub_epi32(ri, _mm256_set1_epi32(base));
+    let b = base as usize;
+    // SAFETY: n >= 10 (checked by the callers) and b + 9 <= n <= both lengths.
+    let (a_lo, a_hi, b_lo, b_hi) = unsafe {
+        let p0 = col0.as_ptr().add(b);
+        let p1 = col1.as_ptr().add(b);
+        (
+            _mm256_permutevar8x32_ps(_mm256_loadu_ps(p0), idx),
+            _mm256_permutevar8x32_ps(_mm256_loadu_ps(p0.add(1)), idx),
+            _mm256_permutevar8x32_ps(_mm256_loadu_ps(p1), idx),
+            _mm256_permutevar8x32_ps(_mm256_loadu_ps(p1.add(1)), idx),
+        )
+    };
+    let lo = _mm256_fmadd_ps(w1, b_lo, _mm256_mul_ps(w0, a_lo));
+    let hi = _mm256_fmadd_ps(w1, b_hi, _mm256_mul_ps(w0, a_hi));
+    _mm256_fmadd_ps(fr, _mm256_sub_ps(hi, lo), lo)
+}
+
+/// Adds `v` (8 lanes, of which the first `group` count) to `acc[k..]`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn add_group(acc: &mut [f32], k: usize, group: usize, v: std::arch::x86_64::__m256) {
+    use std::arch::x86_64::*;
+    assert!(k + group <= acc.len());
+    // SAFETY: k + group <= acc.len() (asserted), group is 4 or 8.
+    unsafe {
+        let dst = acc.as_mut_ptr().add(k);
+        if group == 8 {
+            _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), v));
+        } else {
+            _mm_storeu_ps(dst, _mm_add_ps(_mm_loadu_ps(dst), _mm256_castps256_ps128(v)));
+        }
+    }
+}
+
+/// The AVX2 inner loop for one view; the walk must stay on the detector (as the k range
+/// computed by the caller ensures), the last few voxels go scalar.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn column_avx2(acc: &mut [f32], col0: &[f32], col1: &[f32], l: &Lane) {
+    use std::arch::x86_64::*;
+    let group = vector_group(l.rk);
+    if group == 0 || col0.len().min(col1.len()) < 10 {
+        return column_scalar(acc, col0, col1, l, 0);
+    }
+    let (w0, w1) = (_mm256_set1_ps(l.w0), _mm256_set1_ps(l.w1));
+    let step = _mm256_set1_ps(l.rk * group as f32);
+    let mut r = _mm256_fmadd_ps(
+        _mm256_set1_ps(l.rk),
+        _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0),
+        _mm256_set1_ps(l.r0),
+    );
+    let mut k = 0usize;
+    while k + group <= acc.len() {
+        // SAFETY: AVX2 and FMA are enabled for this function; k + group <= acc.len().
+        unsafe { add_group(acc, k, group, contribution8(col0, col1, r, w0, w1)) };
+        r = _mm256_add_ps(r, step);
+        k += group;
+    }
+    column_scalar(acc, col0, col1, l, k);
+}
+
+/// The AVX2 inner loop for two views over the same voxels, sharing the loads and stores of
+/// the voxel column.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn column2_avx2(acc: &mut [f32], a: (&[f32], &[f32], &Lane), b: (&[f32], &[f32], &Lane)) {
+    use std::arch::x86_64::*;
+    let group = vector_group(a.2.rk).min(vector_group(b.2.rk));
+    let short = a.0.len().min(a.1.len()).min(b.0.len()).min(b.1.len()) < 10;
+    if group == 0 || short {
+        // SAFETY: AVX2 and FMA are enabled for this function.
+        unsafe {
+            column_avx2(acc, a.0, a.1, a.2);
+            column_avx2(acc, b.0, b.1, b.2);
+        }
+        return;
+    }
+    let lanes = _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0);
+    let (la, lb) = (a.2, b.2);
+    let (aw0, aw1, bw0, bw1) =
+        (_mm256_set1_ps(la.w0), _mm256_set1_ps(la.w1), _mm256_set1_ps(lb.w0), _mm256_set1_ps(lb.w1));
+    let (sa, sb) = (_mm256_set1_ps(la.rk * group as f32), _mm256_set1_ps(lb.rk * group as f32));
+    let mut ra = _mm256_fmadd_ps(_mm256_set1_ps(la.rk), lanes, _mm256_set1_ps(la.r0));
+    let mut rb = _mm256_fmadd_ps(_mm256_set1_ps(lb.rk), lanes, _mm256_set1_ps(lb.r0));
+    let mut k = 0usize;
+    while k + group <= acc.len() {
+        // SAFETY: AVX2 and FMA are enabled for this function; k + group <= acc.len().
+        unsafe {
+            let v = _mm256_add_ps(contribution8(a.0, a.1, ra, aw0, aw1), contribution8(b.0, b.1, rb, bw0, bw1));
+            add_group(acc, k, group, v);
+        }
+        ra = _mm256_add_ps(ra, sa);
+        rb = _mm256_add_ps(rb, sb);
+        k += group;
+    }
+    column_scalar(acc, a.0, a.1, la, k);
+    column_scalar(acc, b.0, b.1, lb, k);
 }
 
 /// The k in [0, n) for which `0 <= r0 + rk·k < limit`.

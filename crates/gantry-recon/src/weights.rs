@@ -3,27 +3,35 @@
 //! detector) and the angular step of every view.
 
 use gantry_core::{Beam, CoreError, DetectorShape, Result, ScanGeometry};
-use ndarray::ArrayViewMut2;
+use ndarray::{Array2, ArrayViewMut2};
 use std::f64::consts::PI;
 
-/// Multiplies one view's projection ([row][col]) by the cosine weight of its geometry: the
-/// obliquity of each ray on a flat detector, SDD/√(SDD² + u² + v²); on a cylindrical detector
-/// cos γ · R/√(R² + v²); nothing for a parallel beam.
-pub fn cosine_weight(scan: &ScanGeometry, view: usize, mut proj: ArrayViewMut2<f32>) {
+/// The cosine weight of every pixel of one view ([row][col]): the obliquity of each ray on a
+/// flat detector, SDD/√(SDD² + u² + v²); on a cylindrical detector cos γ · R/√(R² + v²); 1 for
+/// a parallel beam.
+pub fn cosine_weight_table(scan: &ScanGeometry, view: usize) -> Array2<f32> {
     let det = &scan.detector;
     let sdd = scan.views[view].sdd_mm();
-    if scan.beam == Beam::Parallel {
-        return;
-    }
-    for ((r, c), p) in proj.indexed_iter_mut() {
+    Array2::from_shape_fn((det.n_rows, det.n_cols), |(r, c)| {
+        if scan.beam == Beam::Parallel {
+            return 1.0;
+        }
         let u = det.col_to_u(c as f64);
         let v = det.row_to_v(r as f64);
         let w = match det.shape {
             DetectorShape::Flat => sdd / (sdd * sdd + u * u + v * v).sqrt(),
             DetectorShape::Cylindrical => (u / sdd).cos() * sdd / (sdd * sdd + v * v).sqrt(),
         };
-        *p *= w as f32;
+        w as f32
+    })
+}
+
+/// Multiplies one view's projection ([row][col]) by its cosine weight.
+pub fn cosine_weight(scan: &ScanGeometry, view: usize, mut proj: ArrayViewMut2<f32>) {
+    if scan.beam == Beam::Parallel {
+        return;
     }
+    proj *= &cosine_weight_table(scan, view);
 }
 
 /// How often each ray is measured, and the weight that makes every line count once (with the
