@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use gantry_core::units::MU_WATER_60KEV_PER_MM;
 use gantry_core::{ProjectionStack, ScanGeometry, ScanProtocol, VolumeGeometry};
-use gantry_phantom::{project_analytic, Acquisition, Phantom};
+use gantry_phantom::{project_analytic_aperture, Acquisition, Phantom};
 use gantry_recon::{counts_to_line_integrals, fdk, mu_to_hu_volume, FdkOptions, Window};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -36,6 +36,8 @@ enum Command {
     Phantom(PhantomArgs),
     /// Forward-project a volume with the Joseph projector for a scan geometry.
     Project(ProjectArgs),
+    /// Write one slice of a volume as a PNG with a display window.
+    Slice(SliceArgs),
     /// Print a scan protocol as TOML, to edit and pass to `gantry simulate --protocol`.
     Protocol {
         /// Which preset: clinical (the wide-detector scanner) or bench (SID 1000, SDD 1500, flat).
@@ -52,6 +54,8 @@ enum PhantomKind {
     SheppLogan,
     /// A water cylinder of 100 mm radius.
     Water,
+    /// A water cylinder of 200 mm radius (fills most of a 500 mm field of view).
+    WaterLarge,
 }
 
 #[derive(Args)]
@@ -76,6 +80,10 @@ struct SimulateArgs {
     /// Seed of the noise.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Rays per detector pixel along u and v, averaged over the pixel's aperture (1,1: one exact
+    /// line integral through each pixel centre).
+    #[arg(long, value_delimiter = ',', default_value = "1,1")]
+    aperture: Vec<usize>,
     /// Also write the geometry as RTK XML here (circular scans only).
     #[arg(long)]
     rtk_xml: Option<PathBuf>,
@@ -104,6 +112,30 @@ struct PhantomArgs {
     #[arg(long, default_value_t = 2)]
     supersample: usize,
     /// Output volume (.nii, .nii.gz or .mha), in the phantom's units (μ in 1/mm).
+    #[arg(long, short)]
+    output: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum PlaneArg {
+    Axial,
+    Coronal,
+    Sagittal,
+}
+
+#[derive(Args)]
+struct SliceArgs {
+    /// Volume (.nii, .nii.gz, .mha).
+    volume: PathBuf,
+    #[arg(long, value_enum, default_value = "axial")]
+    plane: PlaneArg,
+    /// Slice index; default: the middle one.
+    #[arg(long)]
+    index: Option<usize>,
+    /// Window centre and width, e.g. 40,80 (brain) or 500,2000 (bone).
+    #[arg(long, value_delimiter = ',', default_value = "40,80", allow_hyphen_values = true)]
+    window: Vec<f64>,
+    /// Output PNG.
     #[arg(long, short)]
     output: PathBuf,
 }
@@ -176,6 +208,7 @@ fn main() {
         Command::Demo(a) => demo::run(a),
         Command::Phantom(a) => phantom_cmd(a),
         Command::Project(a) => project_cmd(a),
+        Command::Slice(a) => slice_cmd(a),
         Command::Protocol { preset } => protocol(&preset),
     };
     if let Err(e) = result {
@@ -203,6 +236,7 @@ pub(crate) fn phantom(kind: PhantomKind, half_size_mm: f64) -> Phantom {
         PhantomKind::Head => demo::head_with_vial(),
         PhantomKind::SheppLogan => Phantom::shepp_logan_3d(half_size_mm).scaled(0.02),
         PhantomKind::Water => Phantom::water_cylinder(100.0, 400.0, MU_WATER_60KEV_PER_MM),
+        PhantomKind::WaterLarge => Phantom::water_cylinder(200.0, 400.0, MU_WATER_60KEV_PER_MM),
     }
 }
 
@@ -210,10 +244,11 @@ pub(crate) fn phantom(kind: PhantomKind, half_size_mm: f64) -> Phantom {
 pub(crate) fn acquire(
     phantom: &Phantom,
     geometry: &ScanGeometry,
+    aperture: [usize; 2],
     acq: Option<&Acquisition>,
 ) -> Result<ProjectionStack> {
     let bar = progress::bar(1, "projecting");
-    let li = project_analytic(phantom, geometry);
+    let li = project_analytic_aperture(phantom, geometry, aperture[0], aperture[1]);
     bar.finish_and_clear();
     match acq {
         None => Ok(li),
@@ -223,6 +258,23 @@ pub(crate) fn acquire(
             Ok(counts_to_line_integrals(&counts, a.unattenuated_counts, 0.5)?)
         }
     }
+}
+
+fn slice_cmd(a: SliceArgs) -> Result<()> {
+    if a.window.len() != 2 {
+        bail!("--window takes centre,width; got {} values", a.window.len());
+    }
+    let vol = gantry_io::read_volume(&a.volume)?;
+    let (nz, ny, nx) = vol.data.dim();
+    let (plane, n) = match a.plane {
+        PlaneArg::Axial => (gantry_io::Plane::Axial, nz),
+        PlaneArg::Coronal => (gantry_io::Plane::Coronal, ny),
+        PlaneArg::Sagittal => (gantry_io::Plane::Sagittal, nx),
+    };
+    let index = a.index.unwrap_or(n / 2);
+    gantry_io::write_slice_png(&a.output, &vol, plane, index, a.window[0], a.window[1])?;
+    eprintln!("wrote {}", a.output.display());
+    Ok(())
 }
 
 fn phantom_cmd(a: PhantomArgs) -> Result<()> {
@@ -290,7 +342,11 @@ fn simulate(a: SimulateArgs) -> Result<()> {
         seed: a.seed,
     });
     let t = Instant::now();
-    let stack = acquire(&phantom(a.phantom, a.phantom_half_size_mm), &geometry, acq.as_ref())?;
+    if a.aperture.len() != 2 || a.aperture.contains(&0) {
+        bail!("--aperture takes two counts u,v of at least 1; got {:?}", a.aperture);
+    }
+    let aperture = [a.aperture[0], a.aperture[1]];
+    let stack = acquire(&phantom(a.phantom, a.phantom_half_size_mm), &geometry, aperture, acq.as_ref())?;
     tracing::info!("simulated {:?} in {:.2?}", stack.data.dim(), t.elapsed());
     gantry_io::write_projections(&a.output, &stack)?;
     if let Some(x) = &a.rtk_xml {

@@ -5,13 +5,22 @@ use crate::error::{IoError, Result};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// A temporary path in the same folder as `path`, keeping its extensions (so writers that look
-/// at `.nii.gz` still see it).
+/// A temporary path in the same folder as `path`, unique in this process, ending in the same
+/// extension (`.nii.gz` counts as one) and with no other dot: writers that rebuild the name
+/// from its stem (the `nifti` crate) still write exactly there.
 pub fn temp_path_for(path: &Path) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = format!(".tmp-{}-{}", std::process::id(), name);
-    path.with_file_name(tmp)
+    let lower = name.to_ascii_lowercase();
+    let ext = if lower.ends_with(".nii.gz") {
+        ".nii.gz".to_string()
+    } else {
+        path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default()
+    };
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".gantry-tmp-{}-{n}{ext}", std::process::id()))
 }
 
 /// Runs `write` on a temporary path, syncs the file and renames it to `path`. On failure the

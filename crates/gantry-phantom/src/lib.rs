@@ -26,5 +26,5 @@ pub mod phantom;
 pub mod shapes;
 
 pub use acquisition::Acquisition;
-pub use phantom::{project_analytic, Phantom, Scene};
+pub use phantom::{project_analytic, project_analytic_aperture, Phantom, Scene};
 pub use shapes::Shape;

@@ -1,0 +1,93 @@
+//! The `gantry` binary end to end: the quick demo against its truth, simulate → recon on a
+//! water cylinder, and errors that name the bad field.
+
+use std::path::Path;
+use std::process::Command;
+
+fn gantry() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gantry"));
+    c.env_remove("RUST_BACKTRACE");
+    c
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn quick_demo_reconstructs_the_head_within_its_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gantry().args(["demo", "--quick", "-o"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["head_hu.nii.gz", "truth_hu.nii.gz", "axial_brain.png", "coronal_brain.png", "summary.json", "summary.txt"] {
+        assert!(dir.path().join(f).is_file(), "missing {f}");
+    }
+    let s = json(&dir.path().join("summary.json"));
+    let acc = &s["accuracy"];
+    let water = acc["water_vial_mean_hu"].as_f64().unwrap();
+    let wm = acc["white_matter_mean_hu"].as_f64().unwrap();
+    let lesion = acc["lesion_mean_hu"].as_f64().unwrap();
+    let lesion_truth = acc["lesion_truth_hu"].as_f64().unwrap();
+    let noise = acc["white_matter_noise_sd_hu"].as_f64().unwrap();
+    // Water within ±5 HU of 0, tissue and lesion means within their noise of the truth.
+    assert!(water.abs() < 5.0, "water vial {water} HU");
+    assert!((wm - 28.0).abs() < 4.0, "white matter {wm} HU");
+    assert!((lesion - lesion_truth).abs() < 5.0, "lesion {lesion} HU vs {lesion_truth}");
+    assert!(noise > 2.0 && noise < 40.0, "noise {noise} HU");
+}
+
+#[test]
+fn simulate_then_recon_gives_water_at_zero_hu() {
+    let dir = tempfile::tempdir().unwrap();
+    let proto = dir.path().join("p.toml");
+    std::fs::write(
+        &proto,
+        "beam = \"cone\"\nsid_mm = 500.0\nsdd_mm = 1000.0\nviews_per_rotation = 360\n\
+         [detector]\nshape = \"flat\"\nn_cols = 301\nn_rows = 5\npixel_u_mm = 1.6\npixel_v_mm = 2.0\n",
+    )
+    .unwrap();
+    let proj = dir.path().join("w.mha");
+    let st = gantry().args(["simulate", "--phantom", "water", "--protocol"]).arg(&proto).arg("-o").arg(&proj).status().unwrap();
+    assert!(st.success());
+    let vol = dir.path().join("w.mha.nii");
+    let timing = dir.path().join("t.json");
+    let st = gantry()
+        .arg("recon")
+        .arg(&proj)
+        .args(["--size", "120,120,1", "--spacing", "2,2,1", "-o"])
+        .arg(&vol)
+        .arg("--timing-json")
+        .arg(&timing)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let v = gantry_io::read_volume(&vol).unwrap();
+    // Voxel (60, 60) is 1.4 mm from the axis; (3, 60) is at x = −113 mm, in air between the
+    // 100 mm cylinder and the 120 mm field of view.
+    let c = v.data[[0, 60, 60]] as f64;
+    assert!(c.abs() < 5.0, "centre {c} HU");
+    let air = v.data[[0, 60, 3]] as f64;
+    assert!((air + 1000.0).abs() < 20.0, "air {air} HU");
+    assert!(json(&timing)["gups"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let proto = dir.path().join("bad.toml");
+    std::fs::write(
+        &proto,
+        "beam = \"cone\"\nsid_mm = 500.0\nsdd_mm = 400.0\nviews_per_rotation = 36\n\
+         [detector]\nshape = \"flat\"\nn_cols = 31\nn_rows = 5\npixel_u_mm = 1.6\npixel_v_mm = 2.0\n",
+    )
+    .unwrap();
+    let out = gantry().args(["simulate", "--protocol"]).arg(&proto).arg("-o").arg(dir.path().join("x.mha")).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sdd_mm") && err.contains("400"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let out = gantry().args(["recon", "missing.mha", "-o"]).arg(dir.path().join("x.nii")).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing") && !err.contains("panicked"), "{err}");
+}
