@@ -19,7 +19,9 @@ fn quick_demo_reconstructs_the_head_within_its_accuracy() {
     let dir = tempfile::tempdir().unwrap();
     let out = gantry().args(["demo", "--quick", "-o"]).arg(dir.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for f in ["head_hu.nii.gz", "truth_hu.nii.gz", "axial_brain.png", "coronal_brain.png", "summary.json", "summary.txt"] {
+    for f in
+        ["head_hu.nii.gz", "truth_hu.nii.gz", "axial_brain.png", "coronal_brain.png", "summary.json", "summary.txt"]
+    {
         assert!(dir.path().join(f).is_file(), "missing {f}");
     }
     let s = json(&dir.path().join("summary.json"));
@@ -47,7 +49,13 @@ fn simulate_then_recon_gives_water_at_zero_hu() {
     )
     .unwrap();
     let proj = dir.path().join("w.mha");
-    let st = gantry().args(["simulate", "--phantom", "water", "--protocol"]).arg(&proto).arg("-o").arg(&proj).status().unwrap();
+    let st = gantry()
+        .args(["simulate", "--phantom", "water", "--protocol"])
+        .arg(&proto)
+        .arg("-o")
+        .arg(&proj)
+        .status()
+        .unwrap();
     assert!(st.success());
     let vol = dir.path().join("w.mha.nii");
     let timing = dir.path().join("t.json");
@@ -81,7 +89,8 @@ fn bad_input_is_a_clear_error() {
          [detector]\nshape = \"flat\"\nn_cols = 31\nn_rows = 5\npixel_u_mm = 1.6\npixel_v_mm = 2.0\n",
     )
     .unwrap();
-    let out = gantry().args(["simulate", "--protocol"]).arg(&proto).arg("-o").arg(dir.path().join("x.mha")).output().unwrap();
+    let out =
+        gantry().args(["simulate", "--protocol"]).arg(&proto).arg("-o").arg(dir.path().join("x.mha")).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("sdd_mm") && err.contains("400"), "{err}");

@@ -204,7 +204,12 @@ pub fn project_analytic(scene: &dyn Scene, geometry: &ScanGeometry) -> Projectio
 /// the pixel, as a real detector integrates its whole area. Point sampling a sharp edge (a
 /// skull) aliases in the projections and leaves rings parallel to it in the image; the aperture
 /// removes most of that.
-pub fn project_analytic_aperture(scene: &dyn Scene, geometry: &ScanGeometry, sub_u: usize, sub_v: usize) -> ProjectionStack {
+pub fn project_analytic_aperture(
+    scene: &dyn Scene,
+    geometry: &ScanGeometry,
+    sub_u: usize,
+    sub_v: usize,
+) -> ProjectionStack {
     let mut stack = ProjectionStack::zeros(geometry.clone());
     let (su, sv) = (sub_u.max(1), sub_v.max(1));
     let offsets = |n: usize| -> Vec<f64> { (0..n).map(|i| (i as f64 + 0.5) / n as f64 - 0.5).collect() };

@@ -332,8 +332,8 @@ struct Walk {
 }
 
 /// Zero rows before and after each padded detector column.
-const PAD_LO: usize = 2;
-const PAD_HI: usize = 10;
+pub(crate) const PAD_LO: usize = 2;
+pub(crate) const PAD_HI: usize = 10;
 
 /// One view's walk along a voxel column: padded row index r(k) = r0 + rk·k and the weights of
 /// its two detector columns (bilinear in u, times the distance weight and view factor).
@@ -397,7 +397,7 @@ impl ColumnKernel {
 
 /// The portable inner loop, from `acc[start]` on.
 #[inline(always)]
-fn column_scalar(acc: &mut [f32], col0: &[f32], col1: &[f32], l: &Lane, start: usize) {
+pub(crate) fn column_scalar(acc: &mut [f32], col0: &[f32], col1: &[f32], l: &Lane, start: usize) {
     let n = col0.len().min(col1.len());
     if n < 2 {
         return;
@@ -553,7 +553,7 @@ unsafe fn column2_avx2(acc: &mut [f32], a: (&[f32], &[f32], &Lane), b: (&[f32], 
 }
 
 /// The k in [0, n) for which `0 <= r0 + rk·k < limit`.
-fn k_range(r0: f64, rk: f64, limit: f64, n: usize) -> (usize, usize) {
+pub(crate) fn k_range(r0: f64, rk: f64, limit: f64, n: usize) -> (usize, usize) {
     if rk.abs() < 1e-12 {
         return if r0 >= 0.0 && r0 < limit { (0, n) } else { (0, 0) };
     }

@@ -169,3 +169,30 @@ fn fast_backprojection_equals_general_path() {
         }
     }
 }
+
+#[test]
+fn joseph_fast_path_equals_generic_walk() {
+    // z spacings that make the row walk slower and faster than one voxel per row, and a steep
+    // one where some columns fall back to the generic walk.
+    for (dz, nz) in [(1.4, 11), (0.5, 31), (0.2, 60)] {
+        let grid = VolumeGeometry::centered([19, 22, nz], [1.1, 0.9, dz], [0.7, -0.4, 0.3]).unwrap();
+        for (name, scan) in geometries().into_iter().filter(|(n, _)| *n != "tilted") {
+            let fast = Joseph::new(grid.clone(), scan.clone()).unwrap();
+            let generic = Joseph::new(grid.clone(), scan.clone()).unwrap().generic_path();
+            let x = random_array(grid.shape_zyx(), 3);
+            let y = random_array(scan.projection_shape(), 4);
+            let (mut f1, mut f2) = (Array3::zeros(scan.projection_shape()), Array3::zeros(scan.projection_shape()));
+            fast.forward(x.view(), f1.view_mut()).unwrap();
+            generic.forward(x.view(), f2.view_mut()).unwrap();
+            let max = f2.iter().map(|v: &f32| v.abs()).fold(0.0f32, f32::max);
+            let diff = f1.iter().zip(f2.iter()).map(|(a, b): (&f32, &f32)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(max > 1.0 && diff < 1e-4 * max, "{name} dz {dz} forward: {diff} of {max}");
+            let (mut b1, mut b2) = (Array3::zeros(grid.shape_zyx()), Array3::zeros(grid.shape_zyx()));
+            fast.adjoint(y.view(), b1.view_mut()).unwrap();
+            generic.adjoint(y.view(), b2.view_mut()).unwrap();
+            let max = b2.iter().map(|v: &f32| v.abs()).fold(0.0f32, f32::max);
+            let diff = b1.iter().zip(b2.iter()).map(|(a, b): (&f32, &f32)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(max > 1.0 && diff < 1e-4 * max, "{name} dz {dz} adjoint: {diff} of {max}");
+        }
+    }
+}

@@ -322,4 +322,3 @@ fn bad_input_gives_errors_not_panics() {
     let p = ProjectionStack::zeros(scan);
     assert!(fdk(&p, &bad, &FdkOptions::default(), &|_, _| {}).unwrap_err().to_string().contains("spacing_mm.z"));
 }
-
