@@ -185,7 +185,7 @@ pub(crate) struct ReconArgs {
     #[arg(long, default_value_t = 1.0)]
     cutoff: f64,
     /// Views filtered and backprojected at a time (bounds memory).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 8)]
     subset_size: usize,
     /// Write μ (1/mm) instead of HU.
     #[arg(long)]

@@ -286,36 +286,25 @@ impl Backprojector {
                 }
                 let acc = &mut row_buf[i * nz..(i + 1) * nz];
                 let cols = |w: &Walk| (&tp[w.base..w.base + pr], &tp[w.base + pr..w.base + 2 * pr]);
-                // Two views per pass share the loads and stores of the voxel column.
-                for pair in walks.chunks(2) {
-                    match pair {
-                        [a, b] => {
-                            let (lo, hi) = (a.k_lo.max(b.k_lo), a.k_hi.min(b.k_hi));
-                            if lo >= hi {
-                                for w in [a, b] {
-                                    let (c0, c1) = cols(w);
-                                    kernel.run(&mut acc[w.k_lo..w.k_hi], c0, c1, &w.lane);
-                                }
-                                continue;
-                            }
-                            // Each view alone outside the common range, both together inside.
-                            for w in [a, b] {
-                                let (c0, c1) = cols(w);
-                                kernel.run(&mut acc[w.k_lo..lo], c0, c1, &w.lane);
-                                kernel.run(&mut acc[hi..w.k_hi], c0, c1, &w.lane.advanced((hi - w.k_lo) as f32));
-                            }
-                            let (a0, a1) = cols(a);
-                            let (b0, b1) = cols(b);
-                            let la = a.lane.advanced((lo - a.k_lo) as f32);
-                            let lb = b.lane.advanced((lo - b.k_lo) as f32);
-                            kernel.run2(&mut acc[lo..hi], (a0, a1, &la), (b0, b1, &lb));
-                        }
-                        [w] => {
+                // Two views per pass share the loads and stores of the voxel column (four
+                // measured no faster); each view alone outside the range both reach.
+                for group in walks.chunks(2) {
+                    let (lo, hi) = group.iter().fold((0, nz), |(lo, hi), w| (lo.max(w.k_lo), hi.min(w.k_hi)));
+                    if group.len() < 2 || lo >= hi {
+                        for w in group {
                             let (c0, c1) = cols(w);
                             kernel.run(&mut acc[w.k_lo..w.k_hi], c0, c1, &w.lane);
                         }
-                        _ => {}
+                        continue;
                     }
+                    for w in group {
+                        let (c0, c1) = cols(w);
+                        kernel.run(&mut acc[w.k_lo..lo], c0, c1, &w.lane);
+                        kernel.run(&mut acc[hi..w.k_hi], c0, c1, &w.lane.advanced((hi - w.k_lo) as f32));
+                    }
+                    let lanes: [Lane; 2] = std::array::from_fn(|i| group[i].lane.advanced((lo - group[i].k_lo) as f32));
+                    let c: [(&[f32], &[f32]); 2] = std::array::from_fn(|i| cols(&group[i]));
+                    kernel.run_n::<2>(&mut acc[lo..hi], std::array::from_fn(|i| (c[i].0, c[i].1, &lanes[i])));
                 }
             }
         });
@@ -381,16 +370,17 @@ impl ColumnKernel {
         }
     }
 
-    /// Two views over the same voxels: the same as `run` for each, in one pass.
-    pub fn run2(self, acc: &mut [f32], a: (&[f32], &[f32], &Lane), b: (&[f32], &[f32], &Lane)) {
+    /// N views over the same voxels: the same as `run` for each, in one pass.
+    pub fn run_n<const N: usize>(self, acc: &mut [f32], views: [(&[f32], &[f32], &Lane); N]) {
         match self {
             ColumnKernel::Scalar => {
-                column_scalar(acc, a.0, a.1, a.2, 0);
-                column_scalar(acc, b.0, b.1, b.2, 0);
+                for v in views {
+                    column_scalar(acc, v.0, v.1, v.2, 0);
+                }
             }
             #[cfg(target_arch = "x86_64")]
             // SAFETY: constructed only when the CPU has AVX2 and FMA.
-            ColumnKernel::Avx2 => unsafe { column2_avx2(acc, a, b) },
+            ColumnKernel::Avx2 => unsafe { column_n_avx2(acc, views) },
         }
     }
 }
@@ -514,42 +504,42 @@ unsafe fn column_avx2(acc: &mut [f32], col0: &[f32], col1: &[f32], l: &Lane) {
     column_scalar(acc, col0, col1, l, k);
 }
 
-/// The AVX2 inner loop for two views over the same voxels, sharing the loads and stores of
-/// the voxel column.
+/// The AVX2 inner loop for N views over the same voxels, sharing the loads and stores of the
+/// voxel column.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn column2_avx2(acc: &mut [f32], a: (&[f32], &[f32], &Lane), b: (&[f32], &[f32], &Lane)) {
+unsafe fn column_n_avx2<const N: usize>(acc: &mut [f32], views: [(&[f32], &[f32], &Lane); N]) {
     use std::arch::x86_64::*;
-    let group = vector_group(a.2.rk).min(vector_group(b.2.rk));
-    let short = a.0.len().min(a.1.len()).min(b.0.len()).min(b.1.len()) < 10;
+    let group = views.iter().map(|v| vector_group(v.2.rk)).min().unwrap_or(0);
+    let short = views.iter().any(|v| v.0.len().min(v.1.len()) < 10);
     if group == 0 || short {
-        // SAFETY: AVX2 and FMA are enabled for this function.
-        unsafe {
-            column_avx2(acc, a.0, a.1, a.2);
-            column_avx2(acc, b.0, b.1, b.2);
+        for v in views {
+            // SAFETY: AVX2 and FMA are enabled for this function.
+            unsafe { column_avx2(acc, v.0, v.1, v.2) };
         }
         return;
     }
     let lanes = _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0);
-    let (la, lb) = (a.2, b.2);
-    let (aw0, aw1, bw0, bw1) =
-        (_mm256_set1_ps(la.w0), _mm256_set1_ps(la.w1), _mm256_set1_ps(lb.w0), _mm256_set1_ps(lb.w1));
-    let (sa, sb) = (_mm256_set1_ps(la.rk * group as f32), _mm256_set1_ps(lb.rk * group as f32));
-    let mut ra = _mm256_fmadd_ps(_mm256_set1_ps(la.rk), lanes, _mm256_set1_ps(la.r0));
-    let mut rb = _mm256_fmadd_ps(_mm256_set1_ps(lb.rk), lanes, _mm256_set1_ps(lb.r0));
+    let w0: [__m256; N] = std::array::from_fn(|i| _mm256_set1_ps(views[i].2.w0));
+    let w1: [__m256; N] = std::array::from_fn(|i| _mm256_set1_ps(views[i].2.w1));
+    let step: [__m256; N] = std::array::from_fn(|i| _mm256_set1_ps(views[i].2.rk * group as f32));
+    let mut r: [__m256; N] =
+        std::array::from_fn(|i| _mm256_fmadd_ps(_mm256_set1_ps(views[i].2.rk), lanes, _mm256_set1_ps(views[i].2.r0)));
     let mut k = 0usize;
     while k + group <= acc.len() {
-        // SAFETY: AVX2 and FMA are enabled for this function; k + group <= acc.len().
-        unsafe {
-            let v = _mm256_add_ps(contribution8(a.0, a.1, ra, aw0, aw1), contribution8(b.0, b.1, rb, bw0, bw1));
-            add_group(acc, k, group, v);
+        let mut v = _mm256_setzero_ps();
+        for i in 0..N {
+            // SAFETY: AVX2 and FMA are enabled for this function.
+            v = _mm256_add_ps(v, unsafe { contribution8(views[i].0, views[i].1, r[i], w0[i], w1[i]) });
+            r[i] = _mm256_add_ps(r[i], step[i]);
         }
-        ra = _mm256_add_ps(ra, sa);
-        rb = _mm256_add_ps(rb, sb);
+        // SAFETY: AVX2 and FMA are enabled; k + group <= acc.len().
+        unsafe { add_group(acc, k, group, v) };
         k += group;
     }
-    column_scalar(acc, a.0, a.1, la, k);
-    column_scalar(acc, b.0, b.1, lb, k);
+    for vw in views {
+        column_scalar(acc, vw.0, vw.1, vw.2, k);
+    }
 }
 
 /// The k in [0, n) for which `0 <= r0 + rk·k < limit`.

@@ -25,7 +25,7 @@ pub struct FdkOptions {
 
 impl Default for FdkOptions {
     fn default() -> Self {
-        FdkOptions { window: Window::RamLak, cutoff: 1.0, subset_size: 32 }
+        FdkOptions { window: Window::RamLak, cutoff: 1.0, subset_size: 8 }
     }
 }
 
