@@ -160,7 +160,6 @@ pub fn read_mha(path: &Path) -> Result<MetaImage> {
         ));
     }
     let n: usize = dims.iter().product();
-    let mut raw = Vec::new();
     let data_file = get("ElementDataFile").unwrap_or("LOCAL");
     let mut source: Box<dyn Read> = if data_file == "LOCAL" {
         Box::new(r)
@@ -171,35 +170,44 @@ pub fn read_mha(path: &Path) -> Result<MetaImage> {
     if compressed {
         source = Box::new(ZlibDecoder::new(source));
     }
-    source.take((n * size) as u64).read_to_end(&mut raw).map_err(|e| IoError::io(path, e))?;
-    if raw.len() != n * size {
-        return Err(IoError::format(
-            path,
-            "pixel data",
-            format!("{} bytes", raw.len()),
-            format!("truncated: DimSize {dims:?} of {etype} needs {} bytes", n * size),
-        ));
+    // Converted chunk by chunk, so the raw bytes and the floats are never both held whole.
+    let convert = |b: &[u8]| -> f32 {
+        let mut a = [0u8; 8];
+        a[..size].copy_from_slice(b);
+        if msb {
+            a[..size].reverse();
+        }
+        match etype.as_str() {
+            "MET_FLOAT" => f32::from_le_bytes([a[0], a[1], a[2], a[3]]),
+            "MET_DOUBLE" => f64::from_le_bytes(a) as f32,
+            "MET_INT" => i32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f32,
+            "MET_UINT" => u32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f32,
+            "MET_SHORT" => i16::from_le_bytes([a[0], a[1]]) as f32,
+            "MET_USHORT" => u16::from_le_bytes([a[0], a[1]]) as f32,
+            "MET_CHAR" => a[0] as i8 as f32,
+            _ => a[0] as f32,
+        }
+    };
+    let mut data: Vec<f32> = Vec::with_capacity(n);
+    let mut chunk = vec![0u8; (1 << 20) / size * size];
+    let mut remaining = n * size;
+    while remaining > 0 {
+        let want = remaining.min(chunk.len());
+        let buf = &mut chunk[..want];
+        if let Err(e) = source.read_exact(buf) {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                return Err(IoError::format(
+                    path,
+                    "pixel data",
+                    format!("{} bytes", n * size - remaining),
+                    format!("truncated: DimSize {dims:?} of {etype} needs {} bytes", n * size),
+                ));
+            }
+            return Err(IoError::io(path, e));
+        }
+        data.extend(buf.chunks_exact(size).map(convert));
+        remaining -= want;
     }
-    let data: Vec<f32> = raw
-        .chunks_exact(size)
-        .map(|b| {
-            let mut a = [0u8; 8];
-            a[..size].copy_from_slice(b);
-            if msb {
-                a[..size].reverse();
-            }
-            match etype.as_str() {
-                "MET_FLOAT" => f32::from_le_bytes([a[0], a[1], a[2], a[3]]),
-                "MET_DOUBLE" => f64::from_le_bytes(a) as f32,
-                "MET_INT" => i32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f32,
-                "MET_UINT" => u32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f32,
-                "MET_SHORT" => i16::from_le_bytes([a[0], a[1]]) as f32,
-                "MET_USHORT" => u16::from_le_bytes([a[0], a[1]]) as f32,
-                "MET_CHAR" => a[0] as i8 as f32,
-                _ => a[0] as f32,
-            }
-        })
-        .collect();
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
         return Err(IoError::format(path, "pixel data", data[i], format!("non-finite value at element {i}")));
     }

@@ -288,7 +288,17 @@ impl Backprojector {
                 let cols = |w: &Walk| (&tp[w.base..w.base + pr], &tp[w.base + pr..w.base + 2 * pr]);
                 // Two views per pass share the loads and stores of the voxel column (four
                 // measured no faster); each view alone outside the range both reach.
-                for group in walks.chunks(2) {
+                let starts: Vec<usize> =
+                    walks.iter().map(|w| w.base + (w.lane.r0.max(0.0) as usize).min(pr.saturating_sub(1))).collect();
+                for (gi, group) in walks.chunks(2).enumerate() {
+                    // The first rows of the next pair's columns are usually not in cache yet:
+                    // ask for them while this pair is walked.
+                    for &o in starts.iter().skip(2 * gi + 2).take(2) {
+                        prefetch(&tp, o);
+                        prefetch(&tp, o + 16);
+                        prefetch(&tp, o + pr);
+                        prefetch(&tp, o + pr + 16);
+                    }
                     let (lo, hi) = group.iter().fold((0, nz), |(lo, hi), w| (lo.max(w.k_lo), hi.min(w.k_hi)));
                     if group.len() < 2 || lo >= hi {
                         for w in group {
@@ -309,6 +319,18 @@ impl Backprojector {
             }
         });
     }
+}
+
+/// Hints the cache to fetch the line holding `buf[i]` (nothing when out of range or off x86).
+#[inline(always)]
+fn prefetch(buf: &[f32], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(v) = buf.get(i) {
+        // SAFETY: a prefetch hint reads nothing and cannot fault; the pointer is in bounds.
+        unsafe { std::arch::x86_64::_mm_prefetch(v as *const f32 as *const i8, std::arch::x86_64::_MM_HINT_T0) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (buf, i);
 }
 
 /// One view's contribution to one voxel column: its detector columns in the transposed buffer,
