@@ -11,7 +11,7 @@
 //! weight and row slope are computed once per (x, y) and the inner loop walks z with a linear row
 //! index over projections transposed to [col][row] (contiguous in z) into a [y][x][z] buffer.
 
-use gantry_core::geometry::{dot, norm, sub, Vec3};
+use gantry_core::geometry::{dot, sub, Vec3};
 use gantry_core::{Beam, CoreError, DetectorShape, Result, ScanGeometry, Volume, VolumeGeometry};
 use ndarray::{Array3, ArrayView3, Axis};
 use rayon::prelude::*;
@@ -578,9 +578,4 @@ pub(crate) fn k_range(r0: f64, rk: f64, limit: f64, n: usize) -> (usize, usize) 
     } else {
         (k_lo as usize, k_hi as usize)
     }
-}
-
-/// The distance from `p` to the source of view `i` (a helper for tests and weights).
-pub fn source_distance(scan: &ScanGeometry, i: usize, p: Vec3) -> f64 {
-    norm(sub(p, scan.views[i].source_mm))
 }
