@@ -278,25 +278,20 @@ fn slice_cmd(a: SliceArgs) -> Result<()> {
 }
 
 fn phantom_cmd(a: PhantomArgs) -> Result<()> {
-    if a.size.len() != 3 || a.spacing.len() != 3 {
-        bail!("--size and --spacing take three comma-separated values x,y,z");
-    }
-    let grid = default_grid_checked(&a.size, &a.spacing, &a.center)?;
+    let grid =
+        VolumeGeometry::centered(xyz("--size", &a.size)?, xyz("--spacing", &a.spacing)?, xyz("--center", &a.center)?)?;
     let vol = phantom(a.phantom, a.phantom_half_size_mm).voxelize(&grid, a.supersample);
     gantry_io::write_volume(&a.output, &vol, &format!("Gantry phantom {:?}", a.phantom))?;
     eprintln!("wrote {}", a.output.display());
     Ok(())
 }
 
-fn default_grid_checked(size: &[usize], spacing: &[f64], center: &[f64]) -> Result<VolumeGeometry> {
-    if center.len() != 3 {
-        bail!("--center takes three comma-separated values x,y,z");
+/// The three comma-separated values x,y,z of option `name`.
+fn xyz<T: Copy>(name: &str, v: &[T]) -> Result<[T; 3]> {
+    match v {
+        [x, y, z] => Ok([*x, *y, *z]),
+        _ => bail!("{name} takes three comma-separated values x,y,z; got {}", v.len()),
     }
-    Ok(VolumeGeometry::centered(
-        [size[0], size[1], size[2]],
-        [spacing[0], spacing[1], spacing[2]],
-        [center[0], center[1], center[2]],
-    )?)
 }
 
 fn read_protocol(path: &std::path::Path) -> Result<ScanProtocol> {
@@ -371,23 +366,16 @@ pub(crate) fn default_grid(
     spacing: Option<&[f64]>,
     center: &[f64],
 ) -> Result<VolumeGeometry> {
-    for (name, n) in
-        [("--size", size.map(|s| s.len())), ("--spacing", spacing.map(|s| s.len())), ("--center", Some(center.len()))]
-    {
-        if let Some(n) = n {
-            if n != 3 {
-                bail!("{name} takes three comma-separated values x,y,z; got {n}");
-            }
-        }
-    }
+    let size = size.map(|s| xyz("--size", s)).transpose()?;
+    let spacing = spacing.map(|s| xyz("--spacing", s)).transpose()?;
+    let center = xyz("--center", center)?;
     let v0 = &g.views[0];
     let mag = if g.beam == gantry_core::Beam::Parallel { 1.0 } else { v0.sdd_mm() / v0.sid_mm() };
     let d = &g.detector;
     let fov = (d.n_cols as f64 * d.pixel_u_mm / mag).min(2.0 * v0.sid_mm() * 0.95);
-    let size = size.map(|s| [s[0], s[1], s[2]]).unwrap_or([256, 256, d.n_rows]);
-    let spacing =
-        spacing.map(|s| [s[0], s[1], s[2]]).unwrap_or([fov / size[0] as f64, fov / size[1] as f64, d.pixel_v_mm / mag]);
-    Ok(VolumeGeometry::centered(size, spacing, [center[0], center[1], center[2]])?)
+    let size = size.unwrap_or([256, 256, d.n_rows]);
+    let spacing = spacing.unwrap_or([fov / size[0] as f64, fov / size[1] as f64, d.pixel_v_mm / mag]);
+    Ok(VolumeGeometry::centered(size, spacing, center)?)
 }
 
 pub(crate) fn recon(a: ReconArgs) -> Result<gantry_core::Volume> {
