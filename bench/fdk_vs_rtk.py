@@ -12,7 +12,11 @@ RSS) is its own; the time reported is the reconstruction step alone (Gantry: FDK
 RTK: FDKConeBeamReconstructionFilter.Update()). RMSE is against the voxelised phantom over the
 middle half of the slices, inside the phantom, voxels next to an edge excluded.
 
+plastimatch's `fdk` (Debian package `plastimatch`) runs on the same projections as a second
+reference (bench/to_plastimatch.py converts them to its input folder).
+
 Usage: bench/fdk_vs_rtk.py [--cases S,M] [--rtk-python /path/to/python] [--out bench/out]
+       [--skip-rtk] [--skip-plastimatch] [--joseph M]
 """
 import argparse, json, os, resource, subprocess, sys, time
 
@@ -143,6 +147,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "out"))
     ap.add_argument("--skip-rtk", action="store_true")
     ap.add_argument("--joseph", default="M", help="cases for the forward projection comparison")
+    ap.add_argument("--skip-plastimatch", action="store_true")
     args = ap.parse_args()
     import numpy as np
 
@@ -191,6 +196,26 @@ def main():
             rtk_vol = np.transpose(read_mha(r_out), (1, 0, 2))[:, ::-1, :]
             row["rtk_rmse"], _ = rmse(rtk_vol, truth)
             row["speedup"] = row["rtk_s"] / row["gantry_s"]
+
+        if not args.skip_plastimatch:
+            # plastimatch fdk (Debian package) on the same projections, converted to its folder of
+            # PFM images + projection-matrix files. It writes "HU" through its fixed conversion
+            # HU = 1000·(x/40 − 0.167)/0.167; we invert that and fit one gain against the truth
+            # (its intensity unit is its own), which can only favour it. Time = its own filter +
+            # backprojection times (I/O excluded, as for the others).
+            pm_dir, pm_out = os.path.join(d, "plastimatch_in"), os.path.join(d, "plastimatch.mha")
+            if not os.path.exists(os.path.join(pm_dir, f"proj{c['views'] - 1:04d}.pfm")):
+                run([sys.executable, os.path.join(HERE, "to_plastimatch.py"), proj, pm_dir])
+            size = n * v
+            rss, p = peak_rss_kb(["plastimatch", "fdk", "-I", pm_dir, "-O", pm_out, "-r", f"{n} {n} {n}", "-z", f"{size} {size} {size}"])
+            times = dict(l.split(" = ") for l in p.stdout.splitlines() if l.endswith(tuple("0123456789")) and " time = " in l)
+            row["plastimatch_s"] = float(times["Filter time"]) + float(times["Backprojection time"])
+            row["plastimatch_peak_mb"] = rss / 1024
+            x = 40 * 0.167 * (1 + read_mha(pm_out).astype(np.float64) / 1000)
+            gain = float(np.dot(x.ravel(), truth.ravel()) / np.dot(x.ravel(), x.ravel()))
+            row["plastimatch_gain"] = gain
+            row["plastimatch_rmse"], _ = rmse(x * gain, truth)
+            row["plastimatch_ratio"] = row["plastimatch_s"] / row["gantry_s"]
 
         if case in args.joseph.split(","):
             jp = os.path.join(d, "joseph.mha")

@@ -234,10 +234,20 @@ impl Backprojector {
         // Padded row index = (v_mm − offset_v)/pixel_v + (nr − 1)/2 + PAD_LO.
         let row_c = 0.5 * (nr as f64 - 1.0) + PAD_LO as f64;
         let col_c = 0.5 * (nc as f64 - 1.0) + 1.0;
-        self.acc.par_chunks_mut(nx * nz).enumerate().for_each(|(j, row_buf)| {
-            let y = oy + j as f64 * sy;
+        // The volume is walked in tiles of TILE_X columns × `band` rows: the projection columns
+        // that one tile's rays hit stay in cache for all its voxel columns (walking whole rows
+        // of x re-read every detector column from memory once per row on large detectors).
+        let ny = self.volume.dims[1];
+        let band = (ny / (4 * rayon::current_num_threads().max(1))).clamp(1, TILE_Y);
+        self.acc.par_chunks_mut(band * nx * nz).enumerate().for_each(|(b, band_buf)| {
+            let rows = band_buf.len() / (nx * nz);
             let mut walks: Vec<Walk> = Vec::with_capacity(views.len());
-            for i in 0..nx {
+            let tiles = (0..nx)
+                .step_by(TILE_X)
+                .flat_map(|x0| (0..rows).flat_map(move |jj| (x0..(x0 + TILE_X).min(nx)).map(move |i| (jj, i))));
+            for (jj, i) in tiles {
+                let y = oy + (b * band + jj) as f64 * sy;
+                let row_buf = &mut band_buf[jj * nx * nz..(jj + 1) * nx * nz];
                 let x = ox + i as f64 * sx;
                 walks.clear();
                 for (vi, vp) in views.iter().enumerate() {
@@ -320,6 +330,10 @@ impl Backprojector {
         });
     }
 }
+
+/// Tile of the backprojection walk: voxel columns along x, rows along y (see `add_fast`).
+const TILE_X: usize = 16;
+const TILE_Y: usize = 16;
 
 /// Hints the cache to fetch the line holding `buf[i]` (nothing when out of range or off x86).
 #[inline(always)]
