@@ -10,6 +10,8 @@
 //! - RTK geometry XML read (and written for a circular scan), so RTK data reconstructs
 //!   unchanged: [`rtk`].
 //! - PNG slices with a display window: [`write_slice_png`].
+//! - DICOM: folders of series read into volumes, CT series and RGB Secondary Capture written:
+//!   [`dicom`].
 //!
 //! ```no_run
 //! use gantry_io::{read_volume, write_slice_png, Plane};
@@ -18,6 +20,7 @@
 //! ```
 
 pub mod atomic;
+pub mod dicom;
 pub mod error;
 pub mod metaimage;
 pub mod nifti_io;

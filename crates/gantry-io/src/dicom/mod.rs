@@ -1,0 +1,40 @@
+//! DICOM files in and out, on dicom-rs.
+//!
+//! - [`scan_folder`]: a folder, searched recursively, → the series it holds (grouped by Series
+//!   Instance UID; files that are not DICOM are counted and skipped; the same instance stored
+//!   twice is kept once).
+//! - [`read_series_volume`]: one series → a [`Volume`](gantry_core::Volume) in HU with its LPS
+//!   geometry from Image Position/Orientation (Patient), slices sorted along the normal. Missing,
+//!   duplicate or unevenly spaced slices, gantry tilt, mixed sizes or orientations, missing pixel
+//!   data and truncated files are errors that name the file, the attribute and the value. Every
+//!   transfer syntax dicom-pixeldata decodes in pure Rust (plus JPEG-LS through CharLS) is read.
+//! - [`write_ct_series`]: a `Volume` in HU → a CT Image Storage series, one instance per slice,
+//!   16-bit with rescale, Explicit VR Little Endian, each file written atomically; patient and
+//!   study given or copied from a source series.
+//! - [`write_rgb_secondary_capture`]: an RGB image (colour maps, reports) → Secondary Capture.
+//!
+//! ```no_run
+//! use gantry_io::dicom::{read_series_volume, scan_folder, write_ct_series, SeriesMeta};
+//! let scan = scan_folder("incoming".as_ref()).unwrap();
+//! let vol = read_series_volume(&scan.series[0]).unwrap();
+//! let meta = SeriesMeta::derived_from(&scan.series[0], "Gantry copy");
+//! write_ct_series("out".as_ref(), &vol, &meta).unwrap();
+//! ```
+
+pub mod read;
+pub mod uid;
+pub mod write;
+
+pub use read::{read_series_volume, scan_folder, DicomSeries, FolderScan};
+pub use uid::UidGenerator;
+pub use write::{write_ct_series, write_rgb_secondary_capture, PatientStudy, RgbImage, SeriesMeta};
+
+/// A tag as DICOM writes it, with its keyword, for error messages: `ImagePositionPatient (0020,0032)`.
+pub(crate) fn tag_name(tag: dicom_core::Tag) -> String {
+    use dicom_core::dictionary::DataDictionary;
+    let name = dicom_dictionary_std::StandardDataDictionary
+        .by_tag(tag)
+        .map(|e| e.alias.to_string())
+        .unwrap_or_else(|| "(private or unknown)".into());
+    format!("{name} ({:04X},{:04X})", tag.group(), tag.element())
+}

@@ -1,0 +1,414 @@
+//! Reading DICOM: folders → series → volumes.
+
+use super::tag_name;
+use super::write::PatientStudy;
+use crate::error::{IoError, Result};
+use dicom_core::header::HasLength;
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
+use gantry_core::{Volume, VolumeGeometry};
+use ndarray::Array3;
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// One series found in a folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DicomSeries {
+    /// Series Instance UID.
+    pub uid: String,
+    pub modality: String,
+    pub description: String,
+    pub series_number: Option<i32>,
+    pub sop_class_uid: String,
+    pub patient_study: PatientStudy,
+    pub frame_of_reference_uid: String,
+    pub body_part_examined: String,
+    /// One file per SOP instance, in path order.
+    pub files: Vec<PathBuf>,
+}
+
+/// What a folder holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FolderScan {
+    /// In order of Series Instance UID.
+    pub series: Vec<DicomSeries>,
+    /// Files without the DICOM preamble and "DICM" magic.
+    pub not_dicom: Vec<PathBuf>,
+    /// Files holding an instance already seen (same SOP Instance UID), left out.
+    pub duplicate_instances: Vec<PathBuf>,
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| IoError::io(dir, e))?
+        .map(|e| e.map(|e| e.path()).map_err(|e| IoError::io(dir, e)))
+        .collect::<Result<_>>()?;
+    entries.sort();
+    for p in entries {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.starts_with(".gantry-tmp-") {
+            continue; // a write in progress
+        }
+        if p.is_dir() {
+            files_under(&p, out)?;
+        } else if p.is_file() {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Whether the file starts with the 128-byte preamble and "DICM".
+fn has_dicm_magic(path: &Path) -> Result<bool> {
+    let mut f = std::fs::File::open(path).map_err(|e| IoError::io(path, e))?;
+    let mut head = [0u8; 132];
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => return Err(IoError::io(path, e)),
+        }
+    }
+    Ok(n == 132 && &head[128..132] == b"DICM")
+}
+
+fn text(obj: &DefaultDicomObject, tag: Tag) -> String {
+    obj.get(tag)
+        .and_then(|e| e.value().to_str().ok())
+        .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn numbers(obj: &DefaultDicomObject, tag: Tag, path: &Path) -> Result<Option<Vec<f64>>> {
+    let Some(e) = obj.get(tag) else { return Ok(None) };
+    if e.value().primitive().is_some_and(|v| v.is_empty()) {
+        return Ok(None);
+    }
+    let v = e.to_multi_float64().map_err(|err| {
+        IoError::format(path, tag_name(tag), e.value().to_str().unwrap_or_default(), format!("not a number: {err}"))
+    })?;
+    if let Some(bad) = v.iter().find(|x| !x.is_finite()) {
+        return Err(IoError::format(path, tag_name(tag), bad, "must be finite"));
+    }
+    Ok(Some(v))
+}
+
+fn required(obj: &DefaultDicomObject, tag: Tag, n: usize, path: &Path) -> Result<Vec<f64>> {
+    match numbers(obj, tag, path)? {
+        None => Err(IoError::format(path, tag_name(tag), "(absent)", "is required to place the image")),
+        Some(v) if v.len() != n => Err(IoError::format(
+            path,
+            tag_name(tag),
+            format!("{v:?}"),
+            format!("must have {n} values, has {}", v.len()),
+        )),
+        Some(v) => Ok(v),
+    }
+}
+
+fn open_header(path: &Path) -> Result<DefaultDicomObject> {
+    OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(path)
+        .map_err(|e| IoError::format(path, "DICOM data set", "", format!("cannot be parsed: {e}")))
+}
+
+/// Finds the DICOM series under `dir` (recursively), grouped by Series Instance UID.
+pub fn scan_folder(dir: &Path) -> Result<FolderScan> {
+    if !dir.is_dir() {
+        return Err(IoError::format(dir, "folder", dir.display(), "is not a folder"));
+    }
+    let mut files = Vec::new();
+    files_under(dir, &mut files)?;
+    let mut scan = FolderScan::default();
+    let headers: Vec<Result<Option<(PathBuf, DefaultDicomObject)>>> = files
+        .par_iter()
+        .map(|p| if has_dicm_magic(p)? { open_header(p).map(|o| Some((p.clone(), o))) } else { Ok(None) })
+        .collect();
+    let mut by_series: BTreeMap<String, DicomSeries> = BTreeMap::new();
+    let mut seen_instances = std::collections::HashSet::new();
+    for (path, h) in files.iter().zip(headers) {
+        let Some((path, obj)) = h? else {
+            scan.not_dicom.push(path.clone());
+            continue;
+        };
+        let series_uid = text(&obj, tags::SERIES_INSTANCE_UID);
+        if series_uid.is_empty() {
+            return Err(IoError::format(
+                &path,
+                tag_name(tags::SERIES_INSTANCE_UID),
+                "(absent)",
+                "every image must name its series",
+            ));
+        }
+        let sop = text(&obj, tags::SOP_INSTANCE_UID);
+        if sop.is_empty() {
+            return Err(IoError::format(
+                &path,
+                tag_name(tags::SOP_INSTANCE_UID),
+                "(absent)",
+                "every instance must have a UID",
+            ));
+        }
+        if !seen_instances.insert(sop) {
+            scan.duplicate_instances.push(path);
+            continue;
+        }
+        let entry = by_series.entry(series_uid.clone()).or_insert_with(|| DicomSeries {
+            uid: series_uid,
+            modality: text(&obj, tags::MODALITY),
+            description: text(&obj, tags::SERIES_DESCRIPTION),
+            series_number: text(&obj, tags::SERIES_NUMBER).parse().ok(),
+            sop_class_uid: text(&obj, tags::SOP_CLASS_UID),
+            patient_study: PatientStudy {
+                patient_name: text(&obj, tags::PATIENT_NAME),
+                patient_id: text(&obj, tags::PATIENT_ID),
+                patient_birth_date: text(&obj, tags::PATIENT_BIRTH_DATE),
+                patient_sex: text(&obj, tags::PATIENT_SEX),
+                study_instance_uid: text(&obj, tags::STUDY_INSTANCE_UID),
+                study_id: text(&obj, tags::STUDY_ID),
+                study_date: text(&obj, tags::STUDY_DATE),
+                study_time: text(&obj, tags::STUDY_TIME),
+                study_description: text(&obj, tags::STUDY_DESCRIPTION),
+                accession_number: text(&obj, tags::ACCESSION_NUMBER),
+                referring_physician_name: text(&obj, tags::REFERRING_PHYSICIAN_NAME),
+            },
+            frame_of_reference_uid: text(&obj, tags::FRAME_OF_REFERENCE_UID),
+            body_part_examined: text(&obj, tags::BODY_PART_EXAMINED),
+            files: Vec::new(),
+        });
+        entry.files.push(path);
+    }
+    scan.series = by_series.into_values().collect();
+    Ok(scan)
+}
+
+/// One decoded single-frame image and where it lies.
+struct Slice {
+    path: PathBuf,
+    rows: usize,
+    cols: usize,
+    position: [f64; 3],
+    orientation: [f64; 6],
+    spacing: [f64; 2],
+    thickness: Option<f64>,
+    tilt_deg: Option<f64>,
+    values: Vec<f32>,
+}
+
+fn read_slice(path: &Path) -> Result<Slice> {
+    let obj = dicom_object::open_file(path).map_err(|e| {
+        IoError::format(path, "DICOM data set", "", format!("cannot be read (truncated or damaged?): {e}"))
+    })?;
+    if obj.get(tags::PIXEL_DATA).is_none() {
+        return Err(IoError::format(path, tag_name(tags::PIXEL_DATA), "(absent)", "an image needs its pixels"));
+    }
+    let frames = text(&obj, tags::NUMBER_OF_FRAMES);
+    if !frames.is_empty() && frames != "1" {
+        return Err(IoError::format(
+            path,
+            tag_name(tags::NUMBER_OF_FRAMES),
+            frames,
+            "multi-frame (Enhanced CT) images are not read yet; convert to single frames",
+        ));
+    }
+    let samples = text(&obj, tags::SAMPLES_PER_PIXEL);
+    if !samples.is_empty() && samples != "1" {
+        return Err(IoError::format(
+            path,
+            tag_name(tags::SAMPLES_PER_PIXEL),
+            samples,
+            "a volume needs grey-level images",
+        ));
+    }
+    let position = required(&obj, tags::IMAGE_POSITION_PATIENT, 3, path)?;
+    let orientation = required(&obj, tags::IMAGE_ORIENTATION_PATIENT, 6, path)?;
+    let spacing = required(&obj, tags::PIXEL_SPACING, 2, path)?;
+    if spacing.iter().any(|&s| s <= 0.0) {
+        return Err(IoError::format(path, tag_name(tags::PIXEL_SPACING), format!("{spacing:?}"), "must be positive"));
+    }
+    let slope = numbers(&obj, tags::RESCALE_SLOPE, path)?.map(|v| v[0]).unwrap_or(1.0);
+    let intercept = numbers(&obj, tags::RESCALE_INTERCEPT, path)?.map(|v| v[0]).unwrap_or(0.0);
+    let decoded = obj
+        .decode_pixel_data()
+        .map_err(|e| IoError::format(path, tag_name(tags::PIXEL_DATA), "", format!("cannot be decoded: {e}")))?;
+    let raw = decoded
+        .to_ndarray_with_options::<f32>(&ConvertOptions::new().with_modality_lut(ModalityLutOption::None))
+        .map_err(|e| IoError::format(path, tag_name(tags::PIXEL_DATA), "", format!("cannot be converted: {e}")))?;
+    let shape = raw.shape().to_vec(); // [frames, rows, cols, samples]
+    let (rows, cols) = (shape[1], shape[2]);
+    let values: Vec<f32> = raw.iter().map(|&v| (v as f64 * slope + intercept) as f32).collect();
+    Ok(Slice {
+        path: path.to_owned(),
+        rows,
+        cols,
+        position: [position[0], position[1], position[2]],
+        orientation: std::array::from_fn(|i| orientation[i]),
+        spacing: [spacing[0], spacing[1]],
+        thickness: numbers(&obj, tags::SLICE_THICKNESS, path)?.map(|v| v[0]),
+        tilt_deg: numbers(&obj, tags::GANTRY_DETECTOR_TILT, path)?.map(|v| v[0]),
+        values,
+    })
+}
+
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+/// Row direction, column direction and normal from an Image Orientation (Patient), made
+/// exactly orthonormal (DS rounding leaves them slightly off); an error when they are far off.
+fn frame_from_orientation(o: &[f64; 6], path: &Path) -> Result<[[f64; 3]; 3]> {
+    let bad =
+        |why: &str| IoError::format(path, tag_name(tags::IMAGE_ORIENTATION_PATIENT), format!("{o:?}"), why.to_string());
+    let r = [o[0], o[1], o[2]];
+    let c = [o[3], o[4], o[5]];
+    let (nr, nc) = (dot(r, r).sqrt(), dot(c, c).sqrt());
+    if (nr - 1.0).abs() > 1e-3 || (nc - 1.0).abs() > 1e-3 {
+        return Err(bad("row and column directions must be unit vectors"));
+    }
+    if dot(r, c).abs() > 1e-3 {
+        return Err(bad("row and column directions must be perpendicular"));
+    }
+    let r = r.map(|x| x / nr);
+    let k = dot(r, c);
+    let c = [c[0] - k * r[0], c[1] - k * r[1], c[2] - k * r[2]];
+    let n = dot(c, c).sqrt();
+    let c = c.map(|x| x / n);
+    let normal = [r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0]];
+    Ok([r, c, normal])
+}
+
+/// Reads one series of single-frame images into a volume of its modality's values (HU for CT),
+/// slices sorted along the normal of their orientation.
+pub fn read_series_volume(series: &DicomSeries) -> Result<Volume> {
+    let first_path = series.files.first().cloned().unwrap_or_default();
+    if series.files.is_empty() {
+        return Err(IoError::format(&first_path, "series", &series.uid, "has no images"));
+    }
+    let mut slices: Vec<Slice> = series.files.par_iter().map(|p| read_slice(p)).collect::<Result<_>>()?;
+    let s0 = &slices[0];
+    let [row_dir, col_dir, normal] = frame_from_orientation(&s0.orientation, &s0.path)?;
+    for s in &slices[1..] {
+        if (s.rows, s.cols) != (s0.rows, s0.cols) {
+            return Err(IoError::format(
+                &s.path,
+                "Rows × Columns (0028,0010/0011)",
+                format!("{}×{}", s.rows, s.cols),
+                format!("differs from {}×{} in {}", s0.rows, s0.cols, s0.path.display()),
+            ));
+        }
+        if s.orientation.iter().zip(&s0.orientation).any(|(a, b)| (a - b).abs() > 1e-4) {
+            return Err(IoError::format(
+                &s.path,
+                tag_name(tags::IMAGE_ORIENTATION_PATIENT),
+                format!("{:?}", s.orientation),
+                format!("differs from {:?} in {}", s0.orientation, s0.path.display()),
+            ));
+        }
+        if s.spacing.iter().zip(&s0.spacing).any(|(a, b)| (a - b).abs() > 1e-4 * b.abs().max(1.0)) {
+            return Err(IoError::format(
+                &s.path,
+                tag_name(tags::PIXEL_SPACING),
+                format!("{:?}", s.spacing),
+                format!("differs from {:?} in {}", s0.spacing, s0.path.display()),
+            ));
+        }
+    }
+    slices
+        .sort_by(|a, b| dot(a.position, normal).total_cmp(&dot(b.position, normal)).then_with(|| a.path.cmp(&b.path)));
+    let d: Vec<f64> = slices.iter().map(|s| dot(s.position, normal)).collect();
+    let n = slices.len();
+    for k in 1..n {
+        if (d[k] - d[k - 1]).abs() < 1e-3 {
+            return Err(IoError::format(
+                &slices[k].path,
+                tag_name(tags::IMAGE_POSITION_PATIENT),
+                format!("{:?}", slices[k].position),
+                format!(
+                    "duplicate slice position, also in {} (a dynamic series repeats positions over time: read it as a time series)",
+                    slices[k - 1].path.display()
+                ),
+            ));
+        }
+    }
+    // Gantry tilt (or any shear): positions must move along the normal only.
+    if n > 1 {
+        let (a, b) = (&slices[0], &slices[n - 1]);
+        let delta = [b.position[0] - a.position[0], b.position[1] - a.position[1], b.position[2] - a.position[2]];
+        let along = dot(delta, normal);
+        let perp = [delta[0] - along * normal[0], delta[1] - along * normal[1], delta[2] - along * normal[2]];
+        let shift = dot(perp, perp).sqrt();
+        if shift > 1e-3 * along.abs().max(1.0) {
+            let angle = shift.atan2(along.abs()).to_degrees();
+            return Err(IoError::format(
+                &b.path,
+                tag_name(tags::IMAGE_POSITION_PATIENT),
+                format!("{:?}", b.position),
+                format!(
+                    "slices are sheared by {angle:.2}° against their normal (gantry tilt; {} = {}): \
+                     a volume needs them stacked along the normal, resample first",
+                    tag_name(tags::GANTRY_DETECTOR_TILT),
+                    b.tilt_deg.map(|t| t.to_string()).unwrap_or_else(|| "absent".into())
+                ),
+            ));
+        }
+    }
+    let spacing_z = if n > 1 {
+        let mut gaps: Vec<f64> = d.windows(2).map(|w| w[1] - w[0]).collect();
+        let mut sorted = gaps.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        for (k, g) in gaps.iter_mut().enumerate() {
+            if (*g - median).abs() > (0.01 * median).max(0.01) {
+                let ratio = *g / median;
+                let why = if ratio > 1.5 && (ratio - ratio.round()).abs() < 0.1 {
+                    format!(
+                        "{} slice(s) missing between here and {} (gap {:.3} mm, spacing {:.3} mm)",
+                        ratio.round() as usize - 1,
+                        slices[k].path.display(),
+                        g,
+                        median
+                    )
+                } else {
+                    format!(
+                        "uneven slice spacing: {:.3} mm after {}, against {:.3} mm elsewhere",
+                        g,
+                        slices[k].path.display(),
+                        median
+                    )
+                };
+                return Err(IoError::format(
+                    &slices[k + 1].path,
+                    tag_name(tags::IMAGE_POSITION_PATIENT),
+                    format!("{:?}", slices[k + 1].position),
+                    why,
+                ));
+            }
+        }
+        (d[n - 1] - d[0]) / (n - 1) as f64
+    } else {
+        slices[0].thickness.filter(|t| *t > 0.0).unwrap_or(1.0)
+    };
+    let direction =
+        [[row_dir[0], col_dir[0], normal[0]], [row_dir[1], col_dir[1], normal[1]], [row_dir[2], col_dir[2], normal[2]]];
+    let (rows, cols) = (slices[0].rows, slices[0].cols);
+    let geometry = VolumeGeometry::new(
+        [cols, rows, n],
+        [slices[0].spacing[1], slices[0].spacing[0], spacing_z],
+        slices[0].position,
+        direction,
+    )
+    .map_err(|e| IoError::core(&slices[0].path, e))?;
+    let mut data = Vec::with_capacity(n * rows * cols);
+    for s in &slices {
+        data.extend_from_slice(&s.values);
+    }
+    let data = Array3::from_shape_vec((n, rows, cols), data)
+        .map_err(|e| IoError::format(&slices[0].path, "pixel data", "", e.to_string()))?;
+    Volume::new(geometry, data).map_err(|e| IoError::core(&slices[0].path, e))
+}

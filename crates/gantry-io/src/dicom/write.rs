@@ -1,0 +1,435 @@
+//! Writing DICOM: CT Image Storage series from a `Volume`, RGB Secondary Capture from an image.
+//!
+//! Objects are built module by module (PS3.3): Patient, General Study, General Series, Frame of
+//! Reference, General Equipment, General Image, Image Plane, Image Pixel, CT Image, VOI LUT and
+//! SOP Common for CT; Patient, General Study, General Series, SC Equipment, General Image, Image
+//! Pixel, SC Image and SOP Common for Secondary Capture. Everything is Explicit VR Little Endian.
+
+use super::read::DicomSeries;
+use super::uid::{UidGenerator, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
+use crate::atomic::write_atomically;
+use crate::error::{IoError, Result};
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+use gantry_core::Volume;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Who and which study: copied into every object of a series.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PatientStudy {
+    pub patient_name: String,
+    pub patient_id: String,
+    /// YYYYMMDD or empty.
+    pub patient_birth_date: String,
+    /// M, F, O or empty.
+    pub patient_sex: String,
+    /// Generated when empty.
+    pub study_instance_uid: String,
+    pub study_id: String,
+    /// YYYYMMDD or empty.
+    pub study_date: String,
+    /// HHMMSS or empty.
+    pub study_time: String,
+    pub study_description: String,
+    pub accession_number: String,
+    pub referring_physician_name: String,
+}
+
+/// What a written series says about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesMeta {
+    pub patient_study: PatientStudy,
+    /// Generated when empty.
+    pub series_instance_uid: String,
+    pub series_number: i32,
+    pub series_description: String,
+    /// Generated when empty; give the source's to keep the images registered to it.
+    pub frame_of_reference_uid: String,
+    pub body_part_examined: String,
+    /// HFS, FFS, …
+    pub patient_position: String,
+    /// When set, the images are DERIVED\SECONDARY and say how they were made.
+    pub derivation_description: Option<String>,
+    /// Default display window (HU).
+    pub window_center: f64,
+    pub window_width: f64,
+    pub manufacturer: String,
+    pub model_name: String,
+    /// Seed of the UID generator: the same seed gives the same UIDs (and files).
+    pub uid_seed: Option<u64>,
+}
+
+impl Default for SeriesMeta {
+    fn default() -> Self {
+        SeriesMeta {
+            patient_study: PatientStudy {
+                patient_name: "Gantry^Phantom".into(),
+                patient_id: "GANTRY0001".into(),
+                ..PatientStudy::default()
+            },
+            series_instance_uid: String::new(),
+            series_number: 1,
+            series_description: "Gantry reconstruction".into(),
+            frame_of_reference_uid: String::new(),
+            body_part_examined: "HEAD".into(),
+            patient_position: "HFS".into(),
+            derivation_description: None,
+            window_center: 40.0,
+            window_width: 400.0,
+            manufacturer: "Gantry".into(),
+            model_name: "Gantry open CT".into(),
+            uid_seed: None,
+        }
+    }
+}
+
+impl SeriesMeta {
+    /// A new derived series in the same patient, study and frame of reference as `source`.
+    pub fn derived_from(source: &DicomSeries, description: &str) -> SeriesMeta {
+        SeriesMeta {
+            patient_study: source.patient_study.clone(),
+            series_number: source.series_number.map(|n| n + 1000).unwrap_or(1000),
+            series_description: description.into(),
+            frame_of_reference_uid: source.frame_of_reference_uid.clone(),
+            body_part_examined: if source.body_part_examined.is_empty() {
+                SeriesMeta::default().body_part_examined
+            } else {
+                source.body_part_examined.clone()
+            },
+            derivation_description: Some(format!("{description}, derived by Gantry from series {}", source.uid)),
+            ..SeriesMeta::default()
+        }
+    }
+}
+
+/// An 8-bit RGB image, rows of pixels, each pixel R, G, B.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RgbImage {
+    pub width: usize,
+    pub height: usize,
+    pub rgb: Vec<u8>,
+}
+
+/// The VR-checked attribute list of one object, in insertion order (dicom-rs sorts by tag).
+struct Elements(Vec<DataElement<InMemDicomObject>>);
+
+impl Elements {
+    fn str(&mut self, tag: Tag, vr: VR, v: impl Into<String>) {
+        let v: String = v.into();
+        self.0.push(DataElement::new(
+            tag,
+            vr,
+            if v.is_empty() { PrimitiveValue::Empty } else { PrimitiveValue::from(v) },
+        ));
+    }
+    fn strs(&mut self, tag: Tag, vr: VR, v: &[String]) {
+        self.0.push(DataElement::new(tag, vr, PrimitiveValue::Strs(v.iter().cloned().collect())));
+    }
+    fn us(&mut self, tag: Tag, v: u16) {
+        self.0.push(DataElement::new(tag, VR::US, PrimitiveValue::from(v)));
+    }
+    fn ds(&mut self, tag: Tag, v: &[f64]) {
+        let s: Vec<String> = v.iter().map(|&x| ds(x)).collect();
+        self.strs(tag, VR::DS, &s);
+    }
+}
+
+/// A decimal string of at most 16 characters (the DS limit) as close to `x` as that allows.
+pub(crate) fn ds(x: f64) -> String {
+    let x = if x == 0.0 { 0.0 } else { x }; // no "-0"
+    let s = format!("{x}");
+    if s.len() <= 16 {
+        return s;
+    }
+    for p in (0..=15).rev() {
+        let s = format!("{x:.p$}");
+        let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+        if s.len() <= 16 {
+            return s;
+        }
+    }
+    for p in (0..=9).rev() {
+        let s = format!("{x:.p$e}");
+        if s.len() <= 16 {
+            return s;
+        }
+    }
+    format!("{x:.0e}")
+}
+
+fn now_date_time() -> (String, String) {
+    // Civil date from the Unix clock (UTC), without a date crate: days → y/m/d (Hinnant).
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (format!("{y:04}{m:02}{d:02}"), format!("{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60))
+}
+
+/// Patient, General Study, General Series (common part) and SOP Common attributes.
+fn common(e: &mut Elements, meta: &SeriesMeta, study_uid: &str, series_uid: &str, modality: &str) {
+    let p = &meta.patient_study;
+    let all = [
+        &p.patient_name,
+        &p.patient_id,
+        &p.study_description,
+        &p.referring_physician_name,
+        &meta.series_description,
+        &meta.manufacturer,
+        &meta.model_name,
+    ];
+    if all.iter().any(|s| !s.is_ascii()) || meta.derivation_description.as_ref().is_some_and(|s| !s.is_ascii()) {
+        e.str(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
+    }
+    e.str(tags::PATIENT_NAME, VR::PN, p.patient_name.clone());
+    e.str(tags::PATIENT_ID, VR::LO, p.patient_id.clone());
+    e.str(tags::PATIENT_BIRTH_DATE, VR::DA, p.patient_birth_date.clone());
+    e.str(tags::PATIENT_SEX, VR::CS, p.patient_sex.clone());
+    e.str(tags::STUDY_INSTANCE_UID, VR::UI, study_uid);
+    // Study date, time and ID are type 2, but archives and DICOMDIRs need them: today's date
+    // and time and "1" stand in for a study that does not say.
+    let (today, now) = now_date_time();
+    let or = |v: &str, d: String| if v.is_empty() { d } else { v.to_string() };
+    e.str(tags::STUDY_DATE, VR::DA, or(&p.study_date, today));
+    e.str(tags::STUDY_TIME, VR::TM, or(&p.study_time, now));
+    e.str(tags::REFERRING_PHYSICIAN_NAME, VR::PN, p.referring_physician_name.clone());
+    e.str(tags::STUDY_ID, VR::SH, or(&p.study_id, "1".into()));
+    e.str(tags::ACCESSION_NUMBER, VR::SH, p.accession_number.clone());
+    if !p.study_description.is_empty() {
+        e.str(tags::STUDY_DESCRIPTION, VR::LO, p.study_description.clone());
+    }
+    e.str(tags::MODALITY, VR::CS, modality);
+    e.str(tags::SERIES_INSTANCE_UID, VR::UI, series_uid);
+    e.str(tags::SERIES_NUMBER, VR::IS, meta.series_number.to_string());
+    if !meta.series_description.is_empty() {
+        e.str(tags::SERIES_DESCRIPTION, VR::LO, meta.series_description.clone());
+    }
+    e.str(tags::MANUFACTURER, VR::LO, meta.manufacturer.clone());
+    if !meta.model_name.is_empty() {
+        e.str(tags::MANUFACTURER_MODEL_NAME, VR::LO, meta.model_name.clone());
+    }
+    e.str(tags::SOFTWARE_VERSIONS, VR::LO, format!("Gantry {}", env!("CARGO_PKG_VERSION")));
+    if !meta.body_part_examined.is_empty() {
+        e.str(tags::BODY_PART_EXAMINED, VR::CS, meta.body_part_examined.clone());
+    }
+}
+
+/// Writes one object to `path` atomically (temporary name, sync, rename).
+fn write_object(path: &Path, elements: Elements) -> Result<()> {
+    let obj = InMemDicomObject::from_element_iter(elements.0);
+    let file = obj
+        .with_meta(
+            FileMetaTableBuilder::new()
+                .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
+                .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
+                .implementation_version_name(IMPLEMENTATION_VERSION_NAME),
+        )
+        .map_err(|e| IoError::format(path, "file meta information", "", e.to_string()))?;
+    write_atomically(path, |tmp| {
+        file.write_to_file(tmp).map_err(|e| IoError::format(tmp, "DICOM data set", "", e.to_string()))
+    })
+}
+
+/// The stored 16-bit values and (slope, intercept) for HU values in [lo, hi]: slope 1 and
+/// intercept 0 (values rounded to 1 HU) whenever they fit a signed 16-bit integer, else the
+/// range mapped onto it.
+fn rescale_for(lo: f64, hi: f64) -> (f64, f64) {
+    if lo >= -32768.0 && hi <= 32767.0 {
+        (1.0, 0.0)
+    } else {
+        let slope = (hi - lo) / 65535.0;
+        (slope, lo + 32768.0 * slope)
+    }
+}
+
+/// Writes `volume` (HU) as a CT Image Storage series into `folder` (made if missing): one file
+/// per slice, `CT00001.dcm`, … in slice order along the volume's z axis. Returns the paths.
+pub fn write_ct_series(folder: &Path, volume: &Volume, meta: &SeriesMeta) -> Result<Vec<PathBuf>> {
+    let g = &volume.geometry;
+    g.validate().map_err(|e| IoError::core(folder, e))?;
+    if let Some(bad) = volume.data.iter().find(|v| !v.is_finite()) {
+        return Err(IoError::format(folder, "volume voxel", bad, "must be finite to be written as DICOM"));
+    }
+    let [nx, ny, nz] = g.dims;
+    if nx > 65535 || ny > 65535 {
+        return Err(IoError::format(
+            folder,
+            "volume dims",
+            format!("{nx}×{ny}"),
+            "DICOM rows and columns are at most 65535",
+        ));
+    }
+    std::fs::create_dir_all(folder).map_err(|e| IoError::io(folder, e))?;
+    let mut uids = meta.uid_seed.map(UidGenerator::seeded).unwrap_or_else(UidGenerator::random);
+    let or_new = |s: &str, u: &mut UidGenerator| if s.is_empty() { u.next_uid() } else { s.to_string() };
+    let study_uid = or_new(&meta.patient_study.study_instance_uid, &mut uids);
+    let series_uid = or_new(&meta.series_instance_uid, &mut uids);
+    let for_uid = or_new(&meta.frame_of_reference_uid, &mut uids);
+    let (date, time) = now_date_time();
+    let (lo, hi) =
+        volume.data.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v as f64), b.max(v as f64)));
+    let (slope, intercept) = if lo.is_finite() { rescale_for(lo, hi) } else { (1.0, 0.0) };
+    // Image Orientation: the directions of increasing column index (x) and row index (y).
+    let d = g.direction;
+    let iop = [d[0][0], d[1][0], d[2][0], d[0][1], d[1][1], d[2][1]];
+    let normal = [d[0][2], d[1][2], d[2][2]];
+    let image_type: Vec<String> = if meta.derivation_description.is_some() {
+        vec!["DERIVED".into(), "SECONDARY".into(), "AXIAL".into()]
+    } else {
+        vec!["ORIGINAL".into(), "PRIMARY".into(), "AXIAL".into()]
+    };
+    let mut paths = Vec::with_capacity(nz);
+    for k in 0..nz {
+        let sop_uid = uids.next_uid();
+        let ipp = g.position_mm(0.0, 0.0, k as f64);
+        let mut e = Elements(Vec::with_capacity(64));
+        common(&mut e, meta, &study_uid, &series_uid, "CT");
+        e.str(tags::SOP_CLASS_UID, VR::UI, uids::CT_IMAGE_STORAGE);
+        e.str(tags::SOP_INSTANCE_UID, VR::UI, sop_uid);
+        e.strs(tags::IMAGE_TYPE, VR::CS, &image_type);
+        e.str(tags::INSTANCE_CREATION_DATE, VR::DA, date.clone());
+        e.str(tags::INSTANCE_CREATION_TIME, VR::TM, time.clone());
+        e.str(tags::CONTENT_DATE, VR::DA, date.clone());
+        e.str(tags::CONTENT_TIME, VR::TM, time.clone());
+        e.str(tags::PATIENT_POSITION, VR::CS, meta.patient_position.clone());
+        // Frame of Reference.
+        e.str(tags::FRAME_OF_REFERENCE_UID, VR::UI, for_uid.clone());
+        e.str(tags::POSITION_REFERENCE_INDICATOR, VR::LO, "");
+        // General Image.
+        e.str(tags::INSTANCE_NUMBER, VR::IS, (k + 1).to_string());
+        e.str(tags::PATIENT_ORIENTATION, VR::CS, "");
+        if let Some(desc) = &meta.derivation_description {
+            e.str(tags::DERIVATION_DESCRIPTION, VR::ST, desc.clone());
+        }
+        // Image Plane.
+        e.ds(tags::PIXEL_SPACING, &[g.spacing_mm[1], g.spacing_mm[0]]);
+        e.ds(tags::IMAGE_ORIENTATION_PATIENT, &iop);
+        e.ds(tags::IMAGE_POSITION_PATIENT, &ipp);
+        e.ds(tags::SLICE_THICKNESS, &[g.spacing_mm[2]]);
+        e.ds(tags::SLICE_LOCATION, &[ipp[0] * normal[0] + ipp[1] * normal[1] + ipp[2] * normal[2]]);
+        // CT Image + Image Pixel.
+        e.us(tags::SAMPLES_PER_PIXEL, 1);
+        e.str(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2");
+        e.us(tags::ROWS, ny as u16);
+        e.us(tags::COLUMNS, nx as u16);
+        e.us(tags::BITS_ALLOCATED, 16);
+        e.us(tags::BITS_STORED, 16);
+        e.us(tags::HIGH_BIT, 15);
+        e.us(tags::PIXEL_REPRESENTATION, 1);
+        e.ds(tags::RESCALE_INTERCEPT, &[intercept]);
+        e.ds(tags::RESCALE_SLOPE, &[slope]);
+        e.str(tags::RESCALE_TYPE, VR::LO, "HU");
+        e.str(tags::KVP, VR::DS, "");
+        e.str(tags::ACQUISITION_NUMBER, VR::IS, "1");
+        // VOI LUT.
+        e.ds(tags::WINDOW_CENTER, &[meta.window_center]);
+        e.ds(tags::WINDOW_WIDTH, &[meta.window_width]);
+        let slice = volume.data.index_axis(ndarray::Axis(0), k);
+        let mut bytes = Vec::with_capacity(nx * ny * 2);
+        for &v in slice.iter() {
+            let s = ((v as f64 - intercept) / slope).round().clamp(-32768.0, 32767.0) as i16;
+            bytes.extend_from_slice(&s.to_le_bytes());
+        }
+        e.0.push(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::from(bytes)));
+        let path = folder.join(format!("CT{:05}.dcm", k + 1));
+        write_object(&path, e)?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+/// Writes an RGB image as a Secondary Capture Image Storage object at `path` (atomically).
+/// The patient, study and series come from `meta`; returns the SOP Instance UID.
+pub fn write_rgb_secondary_capture(
+    path: &Path,
+    image: &RgbImage,
+    meta: &SeriesMeta,
+    instance_number: u32,
+) -> Result<String> {
+    if image.width == 0 || image.height == 0 || image.width > 65535 || image.height > 65535 {
+        return Err(IoError::format(
+            path,
+            "image size",
+            format!("{}×{}", image.width, image.height),
+            "must be 1–65535 each way",
+        ));
+    }
+    if image.rgb.len() != image.width * image.height * 3 {
+        return Err(IoError::format(
+            path,
+            "RGB samples",
+            image.rgb.len(),
+            format!("must be width × height × 3 = {}", image.width * image.height * 3),
+        ));
+    }
+    let mut uids = meta.uid_seed.map(UidGenerator::seeded).unwrap_or_else(UidGenerator::random);
+    let or_new = |s: &str, u: &mut UidGenerator| if s.is_empty() { u.next_uid() } else { s.to_string() };
+    let study_uid = or_new(&meta.patient_study.study_instance_uid, &mut uids);
+    let series_uid = or_new(&meta.series_instance_uid, &mut uids);
+    let sop_uid = uids.next_uid();
+    let (date, time) = now_date_time();
+    let mut e = Elements(Vec::with_capacity(48));
+    common(&mut e, meta, &study_uid, &series_uid, "OT");
+    e.str(tags::SOP_CLASS_UID, VR::UI, uids::SECONDARY_CAPTURE_IMAGE_STORAGE);
+    e.str(tags::SOP_INSTANCE_UID, VR::UI, sop_uid.clone());
+    e.strs(tags::IMAGE_TYPE, VR::CS, &["DERIVED".into(), "SECONDARY".into()]);
+    e.str(tags::CONVERSION_TYPE, VR::CS, "WSD");
+    e.str(tags::CONTENT_DATE, VR::DA, date.clone());
+    e.str(tags::CONTENT_TIME, VR::TM, time);
+    e.str(tags::DATE_OF_SECONDARY_CAPTURE, VR::DA, date);
+    e.str(tags::INSTANCE_NUMBER, VR::IS, instance_number.to_string());
+    e.str(tags::PATIENT_ORIENTATION, VR::CS, "");
+    if let Some(desc) = &meta.derivation_description {
+        e.str(tags::DERIVATION_DESCRIPTION, VR::ST, desc.clone());
+    }
+    e.us(tags::SAMPLES_PER_PIXEL, 3);
+    e.str(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "RGB");
+    e.us(tags::PLANAR_CONFIGURATION, 0);
+    e.us(tags::ROWS, image.height as u16);
+    e.us(tags::COLUMNS, image.width as u16);
+    e.us(tags::BITS_ALLOCATED, 8);
+    e.us(tags::BITS_STORED, 8);
+    e.us(tags::HIGH_BIT, 7);
+    e.us(tags::PIXEL_REPRESENTATION, 0);
+    e.str(tags::BURNED_IN_ANNOTATION, VR::CS, "YES");
+    let mut bytes = image.rgb.clone();
+    if bytes.len() % 2 == 1 {
+        bytes.push(0); // even length
+    }
+    e.0.push(DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::from(bytes)));
+    write_object(path, e)?;
+    Ok(sop_uid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_strings_fit_sixteen_characters() {
+        for x in [0.0, -0.0, 1.0, -1024.0, 0.1 + 0.2, 1.0 / 3.0, -123456.789012345, 6.02e23, -1.6e-19, 255.5] {
+            let s = ds(x);
+            assert!(s.len() <= 16, "{x} → {s}");
+            let back: f64 = s.parse().unwrap();
+            assert!((back - x).abs() <= 1e-9 * x.abs().max(1.0), "{x} → {s}");
+        }
+        assert_eq!(ds(-0.0), "0");
+        assert_eq!(ds(0.5), "0.5");
+    }
+
+    #[test]
+    fn rescale_keeps_hu_exact_when_it_fits() {
+        assert_eq!(rescale_for(-1024.0, 3071.0), (1.0, 0.0));
+        let (s, i) = rescale_for(-1e5, 1e5);
+        assert!(((-1e5 - i) / s).round() >= -32768.0 && ((1e5 - i) / s).round() <= 32767.0);
+    }
+}

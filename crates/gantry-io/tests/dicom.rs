@@ -1,0 +1,362 @@
+//! DICOM write → read round trips, errors on damaged series, and the real peers: dciodvfy
+//! (dicom3tools), dcmtk and gdcm transcoders, pydicom. A peer that is not installed skips its
+//! test with a message, unless GANTRY_REQUIRE_PEERS=1 (as in .ci/run), where it fails.
+
+use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_dictionary_std::tags;
+use gantry_core::{Volume, VolumeGeometry};
+use gantry_io::dicom::{
+    read_series_volume, scan_folder, write_ct_series, write_rgb_secondary_capture, RgbImage, SeriesMeta,
+};
+use ndarray::Array3;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn require_peers() -> bool {
+    std::env::var("GANTRY_REQUIRE_PEERS").is_ok_and(|v| v == "1")
+}
+
+/// The path of a peer program, or None (with a message) when absent and not required.
+fn peer(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()));
+    if found.is_none() {
+        assert!(!require_peers(), "{name} is required (GANTRY_REQUIRE_PEERS=1) but not installed");
+        eprintln!("skipping: {name} is not installed");
+    }
+    found
+}
+
+/// A Python with pydicom and numpy: $GANTRY_PYTHON, /opt/gantry-py/bin/python or python3.
+fn pydicom_python() -> Option<PathBuf> {
+    let candidates: Vec<PathBuf> = std::env::var_os("GANTRY_PYTHON")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from("/opt/gantry-py/bin/python"), PathBuf::from("python3")])
+        .collect();
+    for c in candidates {
+        let ok = Command::new(&c).args(["-c", "import pydicom, numpy"]).output().is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(c);
+        }
+    }
+    assert!(!require_peers(), "a Python with pydicom and numpy is required (GANTRY_REQUIRE_PEERS=1)");
+    eprintln!("skipping: no Python with pydicom and numpy");
+    None
+}
+
+/// An oblique, anisotropic, odd-sized volume with non-integer HU from −1024 to about 3000.
+fn test_volume() -> Volume {
+    let (a, b) = (0.3f64, -0.2f64);
+    // Rotation about z by a, then about x by b: orthonormal columns.
+    let rz = [[a.cos(), -a.sin(), 0.0], [a.sin(), a.cos(), 0.0], [0.0, 0.0, 1.0]];
+    let rx = [[1.0, 0.0, 0.0], [0.0, b.cos(), -b.sin()], [0.0, b.sin(), b.cos()]];
+    let direction: [[f64; 3]; 3] =
+        std::array::from_fn(|r| std::array::from_fn(|c| (0..3).map(|k| rx[r][k] * rz[k][c]).sum()));
+    let g = VolumeGeometry::new([37, 29, 9], [0.7, 0.9, 2.5], [-12.3, 40.1, -77.7], direction).unwrap();
+    let data = Array3::from_shape_fn((9, 29, 37), |(k, j, i)| {
+        let v = 1000.0 * ((i as f64 * 0.31).sin() + (j as f64 * 0.17).cos() + 0.3 * k as f64) + 0.37 * i as f64;
+        v.clamp(-1024.0, 3000.0) as f32
+    });
+    Volume::new(g, data).unwrap()
+}
+
+fn meta(seed: u64) -> SeriesMeta {
+    SeriesMeta { uid_seed: Some(seed), ..SeriesMeta::default() }
+}
+
+fn assert_same_volume(a: &Volume, b: &Volume, hu_tol: f32) {
+    assert_eq!(a.geometry.dims, b.geometry.dims);
+    for i in 0..3 {
+        assert!(
+            (a.geometry.spacing_mm[i] - b.geometry.spacing_mm[i]).abs() < 1e-6,
+            "spacing {:?} {:?}",
+            a.geometry,
+            b.geometry
+        );
+        assert!(
+            (a.geometry.origin_mm[i] - b.geometry.origin_mm[i]).abs() < 1e-6,
+            "origin {:?} {:?}",
+            a.geometry,
+            b.geometry
+        );
+        for j in 0..3 {
+            assert!((a.geometry.direction[i][j] - b.geometry.direction[i][j]).abs() < 1e-9, "direction");
+        }
+    }
+    let max = a.data.iter().zip(b.data.iter()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(max <= hu_tol, "max |ΔHU| {max} > {hu_tol}");
+}
+
+#[test]
+fn ct_series_round_trip_keeps_geometry_and_hu() {
+    let dir = tempfile::tempdir().unwrap();
+    let vol = test_volume();
+    let paths = write_ct_series(dir.path(), &vol, &meta(1)).unwrap();
+    assert_eq!(paths.len(), 9);
+    std::fs::write(dir.path().join("README.txt"), "not DICOM").unwrap();
+    let scan = scan_folder(dir.path()).unwrap();
+    assert_eq!(scan.series.len(), 1);
+    assert_eq!(scan.not_dicom.len(), 1);
+    let s = &scan.series[0];
+    assert_eq!(s.modality, "CT");
+    assert_eq!(s.patient_study.patient_id, "GANTRY0001");
+    let back = read_series_volume(s).unwrap();
+    // Stored as whole HU: the round trip is within half a HU.
+    assert_same_volume(&vol, &back, 0.5 + 1e-3);
+    // A copy of an instance is left out, not read twice.
+    std::fs::create_dir(dir.path().join("copy")).unwrap();
+    std::fs::copy(&paths[3], dir.path().join("copy/again.dcm")).unwrap();
+    let scan = scan_folder(dir.path()).unwrap();
+    assert_eq!(scan.duplicate_instances.len(), 1);
+    assert_same_volume(&vol, &read_series_volume(&scan.series[0]).unwrap(), 0.51);
+}
+
+#[test]
+fn derived_series_copies_patient_and_study() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = meta(2);
+    m.patient_study.patient_name = "Müller^Zoë".into(); // needs UTF-8
+    m.patient_study.study_description = "Stroke protocol".into();
+    write_ct_series(&dir.path().join("a"), &test_volume(), &m).unwrap();
+    let src = scan_folder(&dir.path().join("a")).unwrap().series.remove(0);
+    let derived = SeriesMeta { uid_seed: Some(3), ..SeriesMeta::derived_from(&src, "CBF map") };
+    write_ct_series(&dir.path().join("b"), &test_volume(), &derived).unwrap();
+    let scan = scan_folder(dir.path()).unwrap();
+    assert_eq!(scan.series.len(), 2);
+    let b = scan.series.iter().find(|s| s.uid != src.uid).unwrap();
+    assert_eq!(b.patient_study, src.patient_study);
+    assert_eq!(b.patient_study.patient_name, "Müller^Zoë");
+    assert_eq!(b.frame_of_reference_uid, src.frame_of_reference_uid);
+    assert_eq!(b.description, "CBF map");
+}
+
+/// Rewrites one element of a written file in place.
+fn edit(path: &Path, elem: DataElement<dicom_object::InMemDicomObject>) {
+    let mut obj = dicom_object::open_file(path).unwrap();
+    obj.put(elem);
+    obj.write_to_file(path).unwrap();
+}
+
+fn ipp(p: [f64; 3]) -> DataElement<dicom_object::InMemDicomObject> {
+    DataElement::new(
+        tags::IMAGE_POSITION_PATIENT,
+        VR::DS,
+        PrimitiveValue::Strs(p.iter().map(|x| format!("{x:.4}")).collect()),
+    )
+}
+
+fn read_err(dir: &Path) -> String {
+    let scan = match scan_folder(dir) {
+        Ok(s) => s,
+        Err(e) => return e.to_string(),
+    };
+    read_series_volume(&scan.series[0]).map(|_| "no error".to_string()).unwrap_or_else(|e| e.to_string())
+}
+
+#[test]
+fn damaged_series_are_errors_that_name_file_attribute_and_value() {
+    let vol = test_volume();
+    // A missing slice.
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_ct_series(dir.path(), &vol, &meta(4)).unwrap();
+    std::fs::remove_file(&paths[4]).unwrap();
+    let e = read_err(dir.path());
+    assert!(e.contains("1 slice(s) missing") && e.contains("ImagePositionPatient") && e.contains("CT00006.dcm"), "{e}");
+
+    // Uneven spacing: one slice moved 0.7 mm along the normal.
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_ct_series(dir.path(), &vol, &meta(5)).unwrap();
+    let n = [vol.geometry.direction[0][2], vol.geometry.direction[1][2], vol.geometry.direction[2][2]];
+    let p = vol.geometry.position_mm(0.0, 0.0, 3.0);
+    edit(&paths[3], ipp(std::array::from_fn(|i| p[i] + 0.7 * n[i])));
+    let e = read_err(dir.path());
+    assert!(e.contains("uneven slice spacing"), "{e}");
+
+    // Gantry tilt: positions sheared along the column direction, 0.5 mm per slice.
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_ct_series(dir.path(), &vol, &meta(6)).unwrap();
+    let c = [vol.geometry.direction[0][1], vol.geometry.direction[1][1], vol.geometry.direction[2][1]];
+    for (k, path) in paths.iter().enumerate() {
+        let p = vol.geometry.position_mm(0.0, 0.0, k as f64);
+        edit(path, ipp(std::array::from_fn(|i| p[i] + 0.5 * k as f64 * c[i])));
+    }
+    let e = read_err(dir.path());
+    assert!(e.contains("sheared by 11.3") && e.contains("GantryDetectorTilt"), "{e}");
+
+    // The same positions twice under one series UID (two writes of one series).
+    let dir = tempfile::tempdir().unwrap();
+    let m = SeriesMeta { series_instance_uid: "1.2.3.4".into(), ..meta(7) };
+    write_ct_series(&dir.path().join("a"), &vol, &m).unwrap();
+    write_ct_series(&dir.path().join("b"), &vol, &SeriesMeta { uid_seed: Some(8), ..m.clone() }).unwrap();
+    let e = read_err(dir.path());
+    assert!(e.contains("duplicate slice position"), "{e}");
+
+    // Mixed sizes in one series.
+    let dir = tempfile::tempdir().unwrap();
+    write_ct_series(&dir.path().join("a"), &vol, &m).unwrap();
+    let g = VolumeGeometry { dims: [36, 29, 1], ..vol.geometry.clone() };
+    let g = VolumeGeometry { origin_mm: vol.geometry.position_mm(0.0, 0.0, 9.0), ..g };
+    write_ct_series(&dir.path().join("b"), &Volume::zeros(g), &SeriesMeta { uid_seed: Some(9), ..m.clone() }).unwrap();
+    let e = read_err(dir.path());
+    assert!(e.contains("Rows × Columns") && e.contains("29×36"), "{e}");
+
+    // Orientation differs.
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_ct_series(dir.path(), &vol, &meta(10)).unwrap();
+    edit(
+        &paths[2],
+        DataElement::new(
+            tags::IMAGE_ORIENTATION_PATIENT,
+            VR::DS,
+            PrimitiveValue::Strs(["1", "0", "0", "0", "1", "0"].map(String::from).into_iter().collect()),
+        ),
+    );
+    let e = read_err(dir.path());
+    assert!(e.contains("ImageOrientationPatient") && e.contains("CT00003.dcm"), "{e}");
+
+    // Missing position; not-a-number spacing.
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_ct_series(dir.path(), &vol, &meta(11)).unwrap();
+    let mut obj = dicom_object::open_file(&paths[1]).unwrap();
+    obj.remove_element(tags::IMAGE_POSITION_PATIENT);
+    obj.write_to_file(&paths[1]).unwrap();
+    let e = read_err(dir.path());
+    assert!(e.contains("ImagePositionPatient (0020,0032) = (absent)") && e.contains("CT00002.dcm"), "{e}");
+    std::fs::remove_file(&paths[1]).unwrap();
+    edit(
+        &paths[2],
+        DataElement::new(
+            tags::PIXEL_SPACING,
+            VR::DS,
+            PrimitiveValue::Strs(["0.9", "abc"].map(String::from).into_iter().collect()),
+        ),
+    );
+    let e = read_err(dir.path());
+    assert!(e.contains("PixelSpacing") && e.contains("abc"), "{e}");
+
+    // Missing pixel data.
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_ct_series(dir.path(), &vol, &meta(12)).unwrap();
+    let mut obj = dicom_object::open_file(&paths[0]).unwrap();
+    obj.remove_element(tags::PIXEL_DATA);
+    obj.write_to_file(&paths[0]).unwrap();
+    let e = read_err(dir.path());
+    assert!(e.contains("PixelData (7FE0,0010) = (absent)"), "{e}");
+
+    // A truncated file: cut inside the pixel data, and cut inside the header.
+    for cut in [2000usize, 600] {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = write_ct_series(dir.path(), &vol, &meta(13)).unwrap();
+        let bytes = std::fs::read(&paths[5]).unwrap();
+        std::fs::write(&paths[5], &bytes[..bytes.len().min(cut)]).unwrap();
+        let e = read_err(dir.path());
+        assert!(e.contains("CT00006.dcm"), "cut at {cut}: {e}");
+    }
+}
+
+#[test]
+fn bad_volumes_are_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vol = test_volume();
+    vol.data[[1, 2, 3]] = f32::NAN;
+    let e = write_ct_series(dir.path(), &vol, &meta(1)).unwrap_err().to_string();
+    assert!(e.contains("NaN"), "{e}");
+    let img = RgbImage { width: 4, height: 3, rgb: vec![0; 35] };
+    let e = write_rgb_secondary_capture(&dir.path().join("sc.dcm"), &img, &meta(1), 1).unwrap_err().to_string();
+    assert!(e.contains("RGB samples = 35"), "{e}");
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing half-written");
+}
+
+#[test]
+fn written_objects_pass_dciodvfy() {
+    let Some(dciodvfy) = peer("dciodvfy") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_ct_series(dir.path(), &test_volume(), &meta(20)).unwrap();
+    let derived = SeriesMeta { derivation_description: Some("Gantry test".into()), ..meta(21) };
+    let more = write_ct_series(&dir.path().join("d"), &test_volume(), &derived).unwrap();
+    let img = RgbImage { width: 33, height: 17, rgb: (0..33 * 17 * 3).map(|i| (i % 251) as u8).collect() };
+    let sc = dir.path().join("sc.dcm");
+    write_rgb_secondary_capture(&sc, &img, &meta(22), 1).unwrap();
+    for p in [&paths[0], &paths[8], &more[0], &sc] {
+        let out = Command::new(&dciodvfy).arg(p).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+        let problems: Vec<&str> = text.lines().filter(|l| l.starts_with("Error") || l.starts_with("Warning")).collect();
+        assert!(problems.is_empty(), "dciodvfy on {}:\n{text}", p.display());
+    }
+}
+
+#[test]
+fn pydicom_reads_the_same_hu() {
+    let Some(python) = pydicom_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let vol = test_volume();
+    write_ct_series(dir.path(), &vol, &meta(30)).unwrap();
+    let script = r#"
+import sys, glob, numpy as np, pydicom
+files = sorted(glob.glob(sys.argv[1] + "/CT*.dcm"))
+ds = [pydicom.dcmread(f) for f in files]
+ds.sort(key=lambda d: int(d.InstanceNumber))
+hu = np.stack([d.pixel_array * float(d.RescaleSlope) + float(d.RescaleIntercept) for d in ds])
+print(hu.shape[0], hu.shape[1], hu.shape[2], repr(float(hu.sum())), *[repr(float(v)) for v in ds[0].ImagePositionPatient])
+"#;
+    let out = Command::new(&python).args(["-c", script]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<f64> = text.split_whitespace().map(|s| s.parse().unwrap()).collect();
+    assert_eq!(&f[..3], &[9.0, 29.0, 37.0]);
+    let want: f64 = vol.data.iter().map(|&v| (v as f64).round()).sum();
+    assert_eq!(f[3], want, "sum of HU as pydicom reads them");
+    let p = vol.geometry.origin_mm;
+    for i in 0..3 {
+        assert!((f[4 + i] - p[i]).abs() < 1e-6);
+    }
+}
+
+/// Transcodes `src` with a peer command into `dst` (a file path).
+fn transcode(tool: &Path, args: &[&str], src: &Path, dst: &Path) {
+    let out = Command::new(tool).args(args).arg(src).arg(dst).output().unwrap();
+    assert!(out.status.success(), "{} {args:?}: {}", tool.display(), String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn every_transfer_syntax_decodes_to_the_same_pixels() {
+    let (Some(dcmconv), Some(dcmcjpeg), Some(dcmcrle), Some(dcmcjpls), Some(gdcmconv)) =
+        (peer("dcmconv"), peer("dcmcjpeg"), peer("dcmcrle"), peer("dcmcjpls"), peer("gdcmconv"))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let vol = test_volume();
+    let src = dir.path().join("src");
+    let paths = write_ct_series(&src, &vol, &meta(40)).unwrap();
+    let reference = read_series_volume(&scan_folder(&src).unwrap().series[0]).unwrap();
+    type Case<'a> = (&'a str, &'a Path, &'a [&'a str], &'a str);
+    let cases: [Case; 8] = [
+        ("implicit VR little endian", &dcmconv, &["+ti"], "1.2.840.10008.1.2"),
+        ("explicit VR big endian", &dcmconv, &["+tb"], "1.2.840.10008.1.2.2"),
+        ("deflated explicit VR little endian", &dcmconv, &["+td"], "1.2.840.10008.1.2.1.99"),
+        ("RLE lossless", &dcmcrle, &[], "1.2.840.10008.1.2.5"),
+        ("JPEG lossless process 14", &dcmcjpeg, &["+el"], "1.2.840.10008.1.2.4.57"),
+        ("JPEG lossless SV1", &dcmcjpeg, &["+e1"], "1.2.840.10008.1.2.4.70"),
+        ("JPEG-LS lossless", &dcmcjpls, &["+el"], "1.2.840.10008.1.2.4.80"),
+        ("JPEG 2000 lossless", &gdcmconv, &["--j2k"], "1.2.840.10008.1.2.4.90"),
+    ];
+    for (name, tool, args, ts) in cases {
+        let out_dir = dir.path().join(name.replace(' ', "_"));
+        std::fs::create_dir(&out_dir).unwrap();
+        for p in &paths {
+            transcode(tool, args, p, &out_dir.join(p.file_name().unwrap()));
+        }
+        let scan = scan_folder(&out_dir).unwrap();
+        let got_ts = dicom_object::open_file(&scan.series[0].files[0])
+            .unwrap()
+            .meta()
+            .transfer_syntax()
+            .trim_end_matches('\0')
+            .to_string();
+        assert_eq!(got_ts, ts, "{name}: transfer syntax written by the peer");
+        let vol = read_series_volume(&scan.series[0]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_same_volume(&reference, &vol, 0.0);
+    }
+}
