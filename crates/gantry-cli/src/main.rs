@@ -5,6 +5,7 @@
 //! terminal only; pipes and CI stay quiet.
 
 mod demo;
+mod dicom;
 mod progress;
 
 use anyhow::{bail, Context, Result};
@@ -38,6 +39,9 @@ enum Command {
     Project(ProjectArgs),
     /// Write one slice of a volume as a PNG with a display window.
     Slice(SliceArgs),
+    /// DICOM folders: list the series, import one into a volume file, export a volume as a CT
+    /// series.
+    Dicom(dicom::DicomArgs),
     /// Print a scan protocol as TOML, to edit and pass to `gantry simulate --protocol`.
     Protocol {
         /// Which preset: clinical (the wide-detector scanner) or bench (SID 1000, SDD 1500, flat).
@@ -210,6 +214,7 @@ fn main() {
         Command::Project(a) => project_cmd(a),
         Command::Slice(a) => slice_cmd(a),
         Command::Protocol { preset } => protocol(&preset),
+        Command::Dicom(a) => dicom::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -100,3 +100,33 @@ fn bad_input_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("missing") && !err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn dicom_export_then_import_gives_back_the_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok = |args: &[&str]| {
+        let out = gantry().args(args).current_dir(d).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    ok(&["phantom", "--phantom", "head", "--size", "48,40,6", "--spacing", "4,4,5", "-o", "head.mha"]);
+    ok(&["dicom", "export", "head.mha", "-o", "a", "--patient-id", "P42", "--seed", "1"]);
+    ok(&["dicom", "export", "head.mha", "-o", "b", "--from", "a", "--series-description", "copy", "--seed", "2"]);
+    let ls = ok(&["dicom", "ls", "."]);
+    assert_eq!(ls.lines().filter(|l| l.contains("6 images") && l.contains("patient P42")).count(), 2, "{ls}");
+    // Two series: the choice is required, then made by number.
+    let out = gantry().args(["dicom", "import", ".", "-o", "x.mha"]).current_dir(d).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 series found"));
+    ok(&["dicom", "import", "b", "-o", "back.nii.gz"]);
+    let a = gantry_io::read_volume(&d.join("head.mha")).unwrap();
+    let b = gantry_io::read_volume(&d.join("back.nii.gz")).unwrap();
+    assert_eq!(a.geometry.dims, b.geometry.dims);
+    for i in 0..3 {
+        assert!((a.geometry.origin_mm[i] - b.geometry.origin_mm[i]).abs() < 1e-3);
+        assert!((a.geometry.spacing_mm[i] - b.geometry.spacing_mm[i]).abs() < 1e-6);
+    }
+    let max = a.data.iter().zip(b.data.iter()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(max <= 0.5 + 1e-3, "max |ΔHU| {max}");
+}
