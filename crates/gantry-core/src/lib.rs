@@ -27,10 +27,12 @@
 pub mod error;
 pub mod geometry;
 pub mod projections;
+pub mod series;
 pub mod units;
 pub mod volume;
 
 pub use error::{check_finite, CoreError, Result};
 pub use geometry::{Beam, Detector, DetectorShape, ScanGeometry, ScanProtocol, ViewGeometry};
 pub use projections::ProjectionStack;
+pub use series::VolumeSeries;
 pub use volume::{Volume, VolumeGeometry};

@@ -278,7 +278,10 @@ fn written_objects_pass_dciodvfy() {
     let img = RgbImage { width: 33, height: 17, rgb: (0..33 * 17 * 3).map(|i| (i % 251) as u8).collect() };
     let sc = dir.path().join("sc.dcm");
     write_rgb_secondary_capture(&sc, &img, &meta(22), 1).unwrap();
-    for p in [&paths[0], &paths[8], &more[0], &sc] {
+    let frames = [test_volume(), test_volume()];
+    let dynamic = gantry_core::VolumeSeries::from_frames(&frames, vec![0.0, 1.5]).unwrap();
+    let dyn_paths = gantry_io::dicom::write_ct_dynamic_series(&dir.path().join("t"), &dynamic, &meta(23)).unwrap();
+    for p in [&paths[0], &paths[8], &more[0], &sc, &dyn_paths[12]] {
         let out = Command::new(&dciodvfy).arg(p).output().unwrap();
         let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
         let problems: Vec<&str> = text.lines().filter(|l| l.starts_with("Error") || l.starts_with("Warning")).collect();
@@ -366,4 +369,34 @@ fn every_transfer_syntax_decodes_to_the_same_pixels() {
         let vol = read.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_same_volume(&reference, &vol, 0.0);
     }
+}
+
+#[test]
+fn dynamic_series_round_trip_with_times() {
+    use gantry_core::VolumeSeries;
+    use gantry_io::dicom::{read_dynamic_series, write_ct_dynamic_series};
+    let vol = test_volume();
+    let times = vec![0.0, 1.0, 2.5, 4.0, 6.0];
+    let frames: Vec<Volume> = (0..times.len()).map(|t| vol.map(|v| v + 10.0 * t as f32)).collect();
+    let series = VolumeSeries::from_frames(&frames, times.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_ct_dynamic_series(dir.path(), &series, &meta(50)).unwrap();
+    assert_eq!(paths.len(), 5 * 9);
+    let scan = scan_folder(dir.path()).unwrap();
+    let back = read_dynamic_series(&scan.series[0]).unwrap();
+    assert_eq!(back.n_frames(), 5);
+    for (a, b) in back.times_s.iter().zip(&times) {
+        assert!((a - b).abs() < 2e-6, "times {:?} vs {times:?}", back.times_s);
+    }
+    for t in 0..5 {
+        assert_same_volume(&frames[t], &back.frame(t), 0.5 + 1e-3);
+    }
+    // As a single volume it is an error that says why.
+    let e = read_series_volume(&scan.series[0]).unwrap_err().to_string();
+    assert!(e.contains("duplicate slice position") && e.contains("dynamic"), "{e}");
+    // One image missing from one frame.
+    std::fs::remove_file(&paths[9 * 2 + 4]).unwrap();
+    let scan = scan_folder(dir.path()).unwrap();
+    let e = read_dynamic_series(&scan.series[0]).unwrap_err().to_string();
+    assert!(e.contains("has 4 time points, others have 5"), "{e}");
 }

@@ -8,6 +8,9 @@
 //!   duplicate or unevenly spaced slices, gantry tilt, mixed sizes or orientations, missing pixel
 //!   data and truncated files are errors that name the file, the attribute and the value. Every
 //!   transfer syntax dicom-pixeldata decodes in pure Rust (plus JPEG-LS through CharLS) is read.
+//! - [`read_dynamic_series`]: a dynamic series (the same positions repeated over time, as in
+//!   CT perfusion) → a [`VolumeSeries`](gantry_core::VolumeSeries) with each frame's acquisition
+//!   time; [`write_ct_dynamic_series`] writes one.
 //! - [`write_ct_series`]: a `Volume` in HU → a CT Image Storage series, one instance per slice,
 //!   16-bit with rescale, Explicit VR Little Endian, each file written atomically; patient and
 //!   study given or copied from a source series.
@@ -25,9 +28,11 @@ pub mod read;
 pub mod uid;
 pub mod write;
 
-pub use read::{read_series_volume, scan_folder, DicomSeries, FolderScan};
+pub use read::{read_dynamic_series, read_series_volume, scan_folder, DicomSeries, FolderScan};
 pub use uid::UidGenerator;
-pub use write::{write_ct_series, write_rgb_secondary_capture, PatientStudy, RgbImage, SeriesMeta};
+pub use write::{
+    write_ct_dynamic_series, write_ct_series, write_rgb_secondary_capture, PatientStudy, RgbImage, SeriesMeta,
+};
 
 /// A tag as DICOM writes it, with its keyword, for error messages: `ImagePositionPatient (0020,0032)`.
 pub(crate) fn tag_name(tag: dicom_core::Tag) -> String {

@@ -8,7 +8,7 @@ use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
-use gantry_core::{Volume, VolumeGeometry};
+use gantry_core::{Volume, VolumeGeometry, VolumeSeries};
 use ndarray::Array3;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -198,7 +198,60 @@ struct Slice {
     spacing: [f64; 2],
     thickness: Option<f64>,
     tilt_deg: Option<f64>,
+    /// Acquisition time (s since 1970 when a date is given, else since midnight), if any.
+    time_s: Option<f64>,
     values: Vec<f32>,
+}
+
+/// Seconds since midnight of a DICOM TM value (HH, HHMM, HHMMSS, HHMMSS.FFFFFF; colons tolerated).
+pub(crate) fn parse_tm(tm: &str) -> Option<f64> {
+    let tm = tm.trim().replace(':', "");
+    let (hms, frac) = tm.split_once('.').unwrap_or((&tm, ""));
+    if hms.len() < 2 || hms.len() > 6 || hms.len() % 2 == 1 || !hms.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let part = |i: usize| hms.get(i..i + 2).map(|p| p.parse::<f64>().unwrap_or(0.0)).unwrap_or(0.0);
+    let frac: f64 = if frac.is_empty() { 0.0 } else { format!("0.{frac}").parse().ok()? };
+    let (h, m, s) = (part(0), part(2), part(4));
+    (h < 24.0 && m < 60.0 && s < 61.0).then_some(h * 3600.0 + m * 60.0 + s + frac)
+}
+
+/// Days since 1970-01-01 of a DICOM DA value (YYYYMMDD).
+pub(crate) fn parse_da(da: &str) -> Option<i64> {
+    let da = da.trim().replace(['.', '-'], "");
+    if da.len() != 8 || !da.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (y, m, d): (i64, i64, i64) = (da[0..4].parse().ok()?, da[4..6].parse().ok()?, da[6..8].parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// The acquisition time of an image: Acquisition DateTime, else Acquisition Date + Time, else
+/// Content Date + Time, else Trigger Time.
+fn acquisition_time(obj: &DefaultDicomObject) -> Option<f64> {
+    let dt = text(obj, tags::ACQUISITION_DATE_TIME);
+    if dt.len() >= 8 {
+        let (date, time) = dt.split_at(8);
+        let time = time.split(['+', '-']).next().unwrap_or("");
+        if let Some(days) = parse_da(date) {
+            return Some(days as f64 * 86_400.0 + if time.is_empty() { 0.0 } else { parse_tm(time)? });
+        }
+    }
+    for (d, t) in [(tags::ACQUISITION_DATE, tags::ACQUISITION_TIME), (tags::CONTENT_DATE, tags::CONTENT_TIME)] {
+        if let Some(secs) = parse_tm(&text(obj, t)) {
+            return Some(parse_da(&text(obj, d)).map(|days| days as f64 * 86_400.0).unwrap_or(0.0) + secs);
+        }
+    }
+    text(obj, tags::TRIGGER_TIME).parse::<f64>().ok().filter(|t| t.is_finite()).map(|ms| ms / 1000.0)
 }
 
 fn read_slice(path: &Path) -> Result<Slice> {
@@ -252,6 +305,7 @@ fn read_slice(path: &Path) -> Result<Slice> {
         spacing: [spacing[0], spacing[1]],
         thickness: numbers(&obj, tags::SLICE_THICKNESS, path)?.map(|v| v[0]),
         tilt_deg: numbers(&obj, tags::GANTRY_DETECTOR_TILT, path)?.map(|v| v[0]),
+        time_s: acquisition_time(&obj),
         values,
     })
 }
@@ -283,16 +337,16 @@ fn frame_from_orientation(o: &[f64; 6], path: &Path) -> Result<[[f64; 3]; 3]> {
     Ok([r, c, normal])
 }
 
-/// Reads one series of single-frame images into a volume of its modality's values (HU for CT),
-/// slices sorted along the normal of their orientation.
-pub fn read_series_volume(series: &DicomSeries) -> Result<Volume> {
+/// Reads every image of a series, checking that they share size, orientation and pixel
+/// spacing; returns them with the row direction, column direction and normal.
+fn read_slices(series: &DicomSeries) -> Result<(Vec<Slice>, [[f64; 3]; 3])> {
     let first_path = series.files.first().cloned().unwrap_or_default();
     if series.files.is_empty() {
         return Err(IoError::format(&first_path, "series", &series.uid, "has no images"));
     }
-    let mut slices: Vec<Slice> = series.files.par_iter().map(|p| read_slice(p)).collect::<Result<_>>()?;
+    let slices: Vec<Slice> = series.files.par_iter().map(|p| read_slice(p)).collect::<Result<_>>()?;
     let s0 = &slices[0];
-    let [row_dir, col_dir, normal] = frame_from_orientation(&s0.orientation, &s0.path)?;
+    let frame = frame_from_orientation(&s0.orientation, &s0.path)?;
     for s in &slices[1..] {
         if (s.rows, s.cols) != (s0.rows, s0.cols) {
             return Err(IoError::format(
@@ -319,6 +373,86 @@ pub fn read_series_volume(series: &DicomSeries) -> Result<Volume> {
             ));
         }
     }
+    Ok((slices, frame))
+}
+
+/// Reads one series of single-frame images into a volume of its modality's values (HU for CT),
+/// slices sorted along the normal of their orientation.
+pub fn read_series_volume(series: &DicomSeries) -> Result<Volume> {
+    let (slices, frame) = read_slices(series)?;
+    stack(slices, frame)
+}
+
+/// Reads a dynamic series (the same slice positions repeated over time, as in CT perfusion)
+/// into a [`VolumeSeries`]: the images at each position are ordered by acquisition time, frame t
+/// is the t-th of every position, and its time is the mean of its images' times, from the first
+/// frame's. A position with fewer time points than the others, or images without any
+/// acquisition time, are errors.
+pub fn read_dynamic_series(series: &DicomSeries) -> Result<VolumeSeries> {
+    let (mut slices, frame) = read_slices(series)?;
+    let normal = frame[2];
+    slices
+        .sort_by(|a, b| dot(a.position, normal).total_cmp(&dot(b.position, normal)).then_with(|| a.path.cmp(&b.path)));
+    // Positions: runs of images closer than 1 µm along the normal.
+    let mut groups: Vec<Vec<Slice>> = Vec::new();
+    for s in slices {
+        match groups.last_mut() {
+            Some(g) if (dot(g[0].position, normal) - dot(s.position, normal)).abs() < 1e-3 => g.push(s),
+            _ => groups.push(vec![s]),
+        }
+    }
+    let n_t = groups.iter().map(Vec::len).max().unwrap_or(0);
+    for g in &groups {
+        if g.len() != n_t {
+            return Err(IoError::format(
+                &g[0].path,
+                tag_name(tags::IMAGE_POSITION_PATIENT),
+                format!("{:?}", g[0].position),
+                format!("this position has {} time points, others have {n_t}: an image is missing", g.len()),
+            ));
+        }
+    }
+    for g in groups.iter_mut() {
+        if let Some(s) = g.iter().find(|s| s.time_s.is_none()) {
+            return Err(IoError::format(
+                &s.path,
+                tag_name(tags::ACQUISITION_TIME),
+                "(absent)",
+                "a dynamic series needs the acquisition time of every image",
+            ));
+        }
+        g.sort_by(|a, b| a.time_s.unwrap_or(0.0).total_cmp(&b.time_s.unwrap_or(0.0)));
+    }
+    let mut frames = Vec::with_capacity(n_t);
+    let mut times = Vec::with_capacity(n_t);
+    let mut per_frame: Vec<Vec<Slice>> = (0..n_t).map(|_| Vec::with_capacity(groups.len())).collect();
+    for g in groups {
+        for (t, s) in g.into_iter().enumerate() {
+            per_frame[t].push(s);
+        }
+    }
+    for f in per_frame {
+        times.push(f.iter().map(|s| s.time_s.unwrap_or(0.0)).sum::<f64>() / f.len() as f64);
+        frames.push(stack(f, frame)?);
+    }
+    let t0 = times[0];
+    let times: Vec<f64> = times.iter().map(|t| t - t0).collect();
+    for (t, w) in times.windows(2).enumerate() {
+        if w[1] - w[0] < 1e-3 {
+            return Err(IoError::format(
+                &series.files[0],
+                tag_name(tags::ACQUISITION_TIME),
+                format!("frame {} at {:.3} s, frame {} at {:.3} s", t, w[0], t + 1, w[1]),
+                "frames must follow one another in time",
+            ));
+        }
+    }
+    VolumeSeries::from_frames(&frames, times).map_err(|e| IoError::core(&series.files[0], e))
+}
+
+/// Sorts single-time images along the normal and stacks them into a volume, after checking
+/// for duplicates, tilt and uneven spacing.
+fn stack(mut slices: Vec<Slice>, [row_dir, col_dir, normal]: [[f64; 3]; 3]) -> Result<Volume> {
     slices
         .sort_by(|a, b| dot(a.position, normal).total_cmp(&dot(b.position, normal)).then_with(|| a.path.cmp(&b.path)));
     let d: Vec<f64> = slices.iter().map(|s| dot(s.position, normal)).collect();
@@ -411,4 +545,23 @@ pub fn read_series_volume(series: &DicomSeries) -> Result<Volume> {
     let data = Array3::from_shape_vec((n, rows, cols), data)
         .map_err(|e| IoError::format(&slices[0].path, "pixel data", "", e.to_string()))?;
     Volume::new(geometry, data).map_err(|e| IoError::core(&slices[0].path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dicom_dates_and_times_parse() {
+        assert_eq!(parse_tm("101530.25"), Some(10.0 * 3600.0 + 15.0 * 60.0 + 30.25));
+        assert_eq!(parse_tm("10:15:30"), Some(36930.0));
+        assert_eq!(parse_tm("1015"), Some(36900.0));
+        assert_eq!(parse_tm("25"), None);
+        assert_eq!(parse_tm("10153"), None);
+        assert_eq!(parse_tm(""), None);
+        assert_eq!(parse_da("19700101"), Some(0));
+        assert_eq!(parse_da("20000301"), Some(11017));
+        assert_eq!(parse_da("2026-11-22"), Some(20779));
+        assert_eq!(parse_da("20261322"), None);
+    }
 }

@@ -12,7 +12,7 @@ use crate::error::{IoError, Result};
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
-use gantry_core::Volume;
+use gantry_core::{Volume, VolumeGeometry, VolumeSeries};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -159,9 +159,15 @@ pub(crate) fn ds(x: f64) -> String {
     format!("{x:.0e}")
 }
 
-fn now_date_time() -> (String, String) {
-    // Civil date from the Unix clock (UTC), without a date crate: days → y/m/d (Hinnant).
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// DICOM date (YYYYMMDD) and time (HHMMSS, with `.FFFFFF` when `fraction`) of a Unix time, UTC.
+fn date_time_at(unix_s: f64, fraction: bool) -> (String, String) {
+    // Civil date from days since 1970 without a date crate (Hinnant's algorithm).
+    let secs = unix_s.max(0.0).floor() as u64;
+    let micros = ((unix_s.max(0.0) - secs as f64) * 1e6).round().min(999_999.0) as u64;
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -172,7 +178,12 @@ fn now_date_time() -> (String, String) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    (format!("{y:04}{m:02}{d:02}"), format!("{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60))
+    let hms = format!("{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
+    (format!("{y:04}{m:02}{d:02}"), if fraction { format!("{hms}.{micros:06}") } else { hms })
+}
+
+fn now_date_time() -> (String, String) {
+    date_time_at(unix_now(), false)
 }
 
 /// Patient, General Study, General Series (common part) and SOP Common attributes.
@@ -254,9 +265,34 @@ fn rescale_for(lo: f64, hi: f64) -> (f64, f64) {
 /// Writes `volume` (HU) as a CT Image Storage series into `folder` (made if missing): one file
 /// per slice, `CT00001.dcm`, … in slice order along the volume's z axis. Returns the paths.
 pub fn write_ct_series(folder: &Path, volume: &Volume, meta: &SeriesMeta) -> Result<Vec<PathBuf>> {
-    let g = &volume.geometry;
+    let data = volume.data.view().insert_axis(ndarray::Axis(0));
+    write_ct_frames(folder, &volume.geometry, data, None, meta)
+}
+
+/// Writes a dynamic series (CT perfusion): every frame's slices as CT images of one series,
+/// frame t acquired `times_s[t]` seconds after the first (Acquisition Date/Time, Acquisition
+/// Number t + 1), instances numbered frame by frame. Returns the paths.
+pub fn write_ct_dynamic_series(folder: &Path, series: &VolumeSeries, meta: &SeriesMeta) -> Result<Vec<PathBuf>> {
+    write_ct_frames(folder, &series.geometry, series.data.view(), Some(&series.times_s), meta)
+}
+
+fn write_ct_frames(
+    folder: &Path,
+    g: &VolumeGeometry,
+    frames: ndarray::ArrayView4<f32>,
+    times_s: Option<&[f64]>,
+    meta: &SeriesMeta,
+) -> Result<Vec<PathBuf>> {
     g.validate().map_err(|e| IoError::core(folder, e))?;
-    if let Some(bad) = volume.data.iter().find(|v| !v.is_finite()) {
+    if frames.shape()[1..] != g.shape_zyx() || times_s.is_some_and(|t| t.len() != frames.shape()[0]) {
+        return Err(IoError::format(
+            folder,
+            "series data [t][z][y][x]",
+            format!("{:?}", frames.shape()),
+            "does not match the grid and times",
+        ));
+    }
+    if let Some(bad) = frames.iter().find(|v| !v.is_finite()) {
         return Err(IoError::format(folder, "volume voxel", bad, "must be finite to be written as DICOM"));
     }
     let [nx, ny, nz] = g.dims;
@@ -275,8 +311,9 @@ pub fn write_ct_series(folder: &Path, volume: &Volume, meta: &SeriesMeta) -> Res
     let series_uid = or_new(&meta.series_instance_uid, &mut uids);
     let for_uid = or_new(&meta.frame_of_reference_uid, &mut uids);
     let (date, time) = now_date_time();
+    let start = unix_now();
     let (lo, hi) =
-        volume.data.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v as f64), b.max(v as f64)));
+        frames.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v as f64), b.max(v as f64)));
     let (slope, intercept) = if lo.is_finite() { rescale_for(lo, hi) } else { (1.0, 0.0) };
     // Image Orientation: the directions of increasing column index (x) and row index (y).
     let d = g.direction;
@@ -287,8 +324,10 @@ pub fn write_ct_series(folder: &Path, volume: &Volume, meta: &SeriesMeta) -> Res
     } else {
         vec!["ORIGINAL".into(), "PRIMARY".into(), "AXIAL".into()]
     };
-    let mut paths = Vec::with_capacity(nz);
-    for k in 0..nz {
+    let n_frames = frames.shape()[0];
+    let mut paths = Vec::with_capacity(n_frames * nz);
+    for (t, k) in (0..n_frames).flat_map(|t| (0..nz).map(move |k| (t, k))) {
+        let instance = t * nz + k + 1;
         let sop_uid = uids.next_uid();
         let ipp = g.position_mm(0.0, 0.0, k as f64);
         let mut e = Elements(Vec::with_capacity(64));
@@ -305,7 +344,12 @@ pub fn write_ct_series(folder: &Path, volume: &Volume, meta: &SeriesMeta) -> Res
         e.str(tags::FRAME_OF_REFERENCE_UID, VR::UI, for_uid.clone());
         e.str(tags::POSITION_REFERENCE_INDICATOR, VR::LO, "");
         // General Image.
-        e.str(tags::INSTANCE_NUMBER, VR::IS, (k + 1).to_string());
+        e.str(tags::INSTANCE_NUMBER, VR::IS, instance.to_string());
+        if let Some(times) = times_s {
+            let (ad, at) = date_time_at(start + times[t], true);
+            e.str(tags::ACQUISITION_DATE, VR::DA, ad);
+            e.str(tags::ACQUISITION_TIME, VR::TM, at);
+        }
         e.str(tags::PATIENT_ORIENTATION, VR::CS, "");
         if let Some(desc) = &meta.derivation_description {
             e.str(tags::DERIVATION_DESCRIPTION, VR::ST, desc.clone());
@@ -329,18 +373,19 @@ pub fn write_ct_series(folder: &Path, volume: &Volume, meta: &SeriesMeta) -> Res
         e.ds(tags::RESCALE_SLOPE, &[slope]);
         e.str(tags::RESCALE_TYPE, VR::LO, "HU");
         e.str(tags::KVP, VR::DS, "");
-        e.str(tags::ACQUISITION_NUMBER, VR::IS, "1");
+        e.str(tags::ACQUISITION_NUMBER, VR::IS, (t + 1).to_string());
         // VOI LUT.
         e.ds(tags::WINDOW_CENTER, &[meta.window_center]);
         e.ds(tags::WINDOW_WIDTH, &[meta.window_width]);
-        let slice = volume.data.index_axis(ndarray::Axis(0), k);
+        let slice = frames.index_axis(ndarray::Axis(0), t);
+        let slice = slice.index_axis(ndarray::Axis(0), k);
         let mut bytes = Vec::with_capacity(nx * ny * 2);
         for &v in slice.iter() {
             let s = ((v as f64 - intercept) / slope).round().clamp(-32768.0, 32767.0) as i16;
             bytes.extend_from_slice(&s.to_le_bytes());
         }
         e.0.push(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::from(bytes)));
-        let path = folder.join(format!("CT{:05}.dcm", k + 1));
+        let path = folder.join(format!("CT{instance:05}.dcm"));
         write_object(&path, e)?;
         paths.push(path);
     }
