@@ -400,3 +400,68 @@ fn dynamic_series_round_trip_with_times() {
     let e = read_dynamic_series(&scan.series[0]).unwrap_err().to_string();
     assert!(e.contains("has 4 time points, others have 5"), "{e}");
 }
+
+/// pydicom (an independent writer) makes a small PET series: 3 slices of 4 × 4 with a
+/// different rescale slope each, FDG injected at 23:30 the day before a 00:30 scan.
+const MAKE_PET: &str = r#"
+import sys, numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+out, units, start_dt = sys.argv[1], sys.argv[2], sys.argv[3]
+series = generate_uid()
+for k, slope in enumerate([2.5, 3.0, 4.0]):
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.128"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset(); ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID; ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "PT"; ds.SeriesInstanceUID = series; ds.StudyInstanceUID = "1.2.3"
+    ds.PatientName = "Pet^Test"; ds.PatientID = "PT1"; ds.PatientWeight = "75"; ds.PatientSex = "F"
+    ds.SeriesDate = "20261122"; ds.SeriesTime = "003000"; ds.AcquisitionDate = "20261122"; ds.AcquisitionTime = "003100"
+    ds.Units = units; ds.DecayCorrection = "START"; ds.CorrectedImage = ["ATTN", "DECY", "SCAT"]
+    rp = Dataset(); rp.Radiopharmaceutical = "Fluorodeoxyglucose"; rp.RadionuclideTotalDose = "370000000"
+    rp.RadionuclideHalfLife = "6586.2"
+    if start_dt: rp.RadiopharmaceuticalStartDateTime = start_dt
+    else: rp.RadiopharmaceuticalStartTime = "233000"
+    ds.RadiopharmaceuticalInformationSequence = [rp]
+    ds.ImagePositionPatient = [0, 0, 3.27 * k]; ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]; ds.PixelSpacing = [4, 4]
+    ds.Rows = 4; ds.Columns = 4; ds.SamplesPerPixel = 1; ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16; ds.BitsStored = 16; ds.HighBit = 15; ds.PixelRepresentation = 0
+    ds.RescaleSlope = str(slope); ds.RescaleIntercept = "0"
+    ds.PixelData = (np.arange(16, dtype=np.uint16) * (k + 1)).tobytes()
+    ds.save_as(f"{out}/pt{k}.dcm", enforce_file_format=True)
+"#;
+
+#[test]
+fn pet_series_keep_what_suv_needs() {
+    let Some(python) = pydicom_python() else { return };
+    use gantry_io::dicom::read_pet_suv_info;
+    let make = |units: &str, start_dt: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let out =
+            Command::new(&python).args(["-c", MAKE_PET]).arg(dir.path()).args([units, start_dt]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        dir
+    };
+    // Closed form: 1 h between injection and scan start (across midnight).
+    let want = 75_000.0 / (370e6 * 0.5f64.powf(3600.0 / 6586.2));
+    for start_dt in ["20261121233000", ""] {
+        let dir = make("BQML", start_dt);
+        let s = scan_folder(dir.path()).unwrap().series.remove(0);
+        let info = read_pet_suv_info(&s).unwrap();
+        assert_eq!(info.radiopharmaceutical, "Fluorodeoxyglucose");
+        let f = info.suv_bw_factor().unwrap();
+        assert!((f / want - 1.0).abs() < 1e-9, "SUVbw factor {f} vs {want} (start {start_dt:?})");
+        // Activity concentration with each slice's own rescale slope.
+        let vol = read_series_volume(&s).unwrap();
+        for (k, slope) in [2.5f32, 3.0, 4.0].iter().enumerate() {
+            assert_eq!(vol.data[[k, 1, 2]], 6.0 * (k + 1) as f32 * slope);
+        }
+        assert!((vol.geometry.spacing_mm[2] - 3.27).abs() < 1e-9);
+    }
+    let dir = make("CNTS", "");
+    let s = scan_folder(dir.path()).unwrap().series.remove(0);
+    let e = read_pet_suv_info(&s).unwrap().suv_bw_factor().unwrap_err().to_string();
+    assert!(e.contains("Units (0054,1001) = CNTS"), "{e}");
+}

@@ -11,6 +11,9 @@
 //! - [`read_dynamic_series`]: a dynamic series (the same positions repeated over time, as in
 //!   CT perfusion) → a [`VolumeSeries`](gantry_core::VolumeSeries) with each frame's acquisition
 //!   time; [`write_ct_dynamic_series`] writes one.
+//! - [`read_pet_suv_info`]: what a PET series carries for SUV (units, decay correction,
+//!   radiopharmaceutical, dose, half-life, injection and scan times, patient weight), with
+//!   [`PetSuvInfo::suv_bw_factor`] after the QIBA checks.
 //! - [`write_ct_series`]: a `Volume` in HU → a CT Image Storage series, one instance per slice,
 //!   16-bit with rescale, Explicit VR Little Endian, each file written atomically; patient and
 //!   study given or copied from a source series.
@@ -24,10 +27,12 @@
 //! write_ct_series("out".as_ref(), &vol, &meta).unwrap();
 //! ```
 
+pub mod pet;
 pub mod read;
 pub mod uid;
 pub mod write;
 
+pub use pet::{read_pet_suv_info, PetSuvInfo};
 pub use read::{read_dynamic_series, read_series_volume, scan_folder, DicomSeries, FolderScan};
 pub use uid::UidGenerator;
 pub use write::{
