@@ -24,6 +24,7 @@
 //! Errors name the field and value: building a protocol with `sdd_mm` below `sid_mm` fails with
 //! `invalid sdd_mm = 900: the detector must lie beyond the rotation axis (sid_mm = 1000)`.
 
+pub mod ecg;
 pub mod error;
 pub mod geometry;
 pub mod projections;
@@ -31,6 +32,7 @@ pub mod series;
 pub mod units;
 pub mod volume;
 
+pub use ecg::{Ecg, EcgLead};
 pub use error::{check_finite, CoreError, Result};
 pub use geometry::{Beam, Detector, DetectorShape, ScanGeometry, ScanProtocol, ViewGeometry};
 pub use projections::ProjectionStack;

@@ -465,3 +465,73 @@ fn pet_series_keep_what_suv_needs() {
     let e = read_pet_suv_info(&s).unwrap().suv_bw_factor().unwrap_err().to_string();
     assert!(e.contains("Units (0054,1001) = CNTS"), "{e}");
 }
+
+/// pydicom writes a 12-lead ECG: 500 Hz, 2 s, lead c a sine of (c + 1) Hz with amplitude
+/// 400 + 50 c counts, sensitivity 2.5 µV (lead I with a baseline of 10 counts and a 1.02 correction).
+const MAKE_ECG: &str = r#"
+import sys, numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+names = ["Lead I", "Lead II", "Lead III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+meta = FileMetaDataset()
+meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.9.1.1"
+meta.MediaStorageSOPInstanceUID = generate_uid()
+meta.TransferSyntaxUID = ExplicitVRLittleEndian
+ds = Dataset(); ds.file_meta = meta
+ds.SOPClassUID = meta.MediaStorageSOPClassUID; ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+ds.Modality = "ECG"; ds.SeriesInstanceUID = generate_uid(); ds.StudyInstanceUID = generate_uid()
+fs, n = 500.0, 1000
+t = np.arange(n) / fs
+raw = np.stack([np.round((400 + 50 * c) * np.sin(2 * np.pi * (c + 1) * t)) for c in range(12)], axis=1).astype(np.int16)
+g = Dataset()
+g.MultiplexGroupTimeOffset = "0"; g.WaveformOriginality = "ORIGINAL"
+g.NumberOfWaveformChannels = 12; g.NumberOfWaveformSamples = n; g.SamplingFrequency = "500"
+chans = []
+for c, name in enumerate(names):
+    ch = Dataset()
+    src = Dataset(); src.CodeValue = str(c); src.CodingSchemeDesignator = "MDC"; src.CodeMeaning = name
+    ch.ChannelSourceSequence = [src]
+    ch.ChannelSensitivity = "2.5"
+    u = Dataset(); u.CodeValue = "uV"; u.CodingSchemeDesignator = "UCUM"; u.CodeMeaning = "microvolt"
+    ch.ChannelSensitivityUnitsSequence = [u]
+    ch.ChannelSensitivityCorrectionFactor = "1.02" if c == 0 else "1"
+    ch.ChannelBaseline = "10" if c == 0 else "0"
+    ch.WaveformBitsStored = 16
+    chans.append(ch)
+g.ChannelDefinitionSequence = chans
+g.WaveformBitsAllocated = 16; g.WaveformSampleInterpretation = "SS"
+g.WaveformData = raw.tobytes()
+ds.WaveformSequence = [g]
+ds.save_as(sys.argv[1], enforce_file_format=True)
+"#;
+
+#[test]
+fn twelve_lead_ecg_reads_into_millivolts() {
+    let Some(python) = pydicom_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ecg.dcm");
+    let out = Command::new(&python).args(["-c", MAKE_ECG]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ecg = gantry_io::dicom::read_ecg(&path).unwrap();
+    assert_eq!(ecg.sampling_hz, 500.0);
+    assert_eq!(ecg.leads.len(), 12);
+    assert!((ecg.duration_s() - 2.0).abs() < 1e-12);
+    assert_eq!(ecg.leads[6].name, "V1");
+    for (c, lead) in ecg.leads.iter().enumerate() {
+        for (s, &v) in lead.samples_mv.iter().enumerate().step_by(37) {
+            let t = s as f64 / 500.0;
+            let raw = ((400.0 + 50.0 * c as f64) * (2.0 * std::f64::consts::PI * (c + 1) as f64 * t).sin()).round();
+            let want = if c == 0 { (raw + 10.0) * 2.5 * 1.02e-3 } else { raw * 2.5e-3 };
+            assert!((v as f64 - want).abs() < 1e-6, "lead {} sample {s}: {v} vs {want}", lead.name);
+        }
+    }
+    assert_eq!(ecg.lead("ii").unwrap().name, "Lead II");
+    // Truncated waveform data: an error naming the attribute.
+    let mut obj = dicom_object::open_file(&path).unwrap();
+    let mut seq = obj.element(tags::WAVEFORM_SEQUENCE).unwrap().items().unwrap().to_vec();
+    seq[0].put(DataElement::new(tags::WAVEFORM_DATA, VR::OW, PrimitiveValue::from(vec![0u8; 100])));
+    obj.put(DataElement::new(tags::WAVEFORM_SEQUENCE, VR::SQ, dicom_core::value::DataSetSequence::from(seq)));
+    obj.write_to_file(&path).unwrap();
+    let e = gantry_io::dicom::read_ecg(&path).unwrap_err().to_string();
+    assert!(e.contains("WaveformData") && e.contains("truncated"), "{e}");
+}

@@ -14,6 +14,7 @@
 //! - [`read_pet_suv_info`]: what a PET series carries for SUV (units, decay correction,
 //!   radiopharmaceutical, dose, half-life, injection and scan times, patient weight), with
 //!   [`PetSuvInfo::suv_bw_factor`] after the QIBA checks.
+//! - [`read_ecg`]: a DICOM ECG waveform (12-lead or general) → leads in mV.
 //! - [`write_ct_series`]: a `Volume` in HU → a CT Image Storage series, one instance per slice,
 //!   16-bit with rescale, Explicit VR Little Endian, each file written atomically; patient and
 //!   study given or copied from a source series.
@@ -30,11 +31,13 @@
 pub mod pet;
 pub mod read;
 pub mod uid;
+pub mod waveform;
 pub mod write;
 
 pub use pet::{read_pet_suv_info, PetSuvInfo};
 pub use read::{read_dynamic_series, read_series_volume, scan_folder, DicomSeries, FolderScan};
 pub use uid::UidGenerator;
+pub use waveform::read_ecg;
 pub use write::{
     write_ct_dynamic_series, write_ct_series, write_rgb_secondary_capture, PatientStudy, RgbImage, SeriesMeta,
 };
