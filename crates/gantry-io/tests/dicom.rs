@@ -535,3 +535,75 @@ fn twelve_lead_ecg_reads_into_millivolts() {
     let e = gantry_io::dicom::read_ecg(&path).unwrap_err().to_string();
     assert!(e.contains("WaveformData") && e.contains("truncated"), "{e}");
 }
+
+/// pydicom turns a single-frame CT series into one Enhanced CT object: shared pixel measures,
+/// orientation and rescale; per-frame positions and acquisition times; frames in reverse order.
+/// With "dynamic", every slice appears twice, the second time 2 s later and 5 HU brighter.
+const MAKE_ENHANCED: &str = r#"
+import sys, glob, numpy as np, pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+src, out, dynamic = sys.argv[1], sys.argv[2], sys.argv[3] == "dynamic"
+ds_in = sorted([pydicom.dcmread(f) for f in glob.glob(src + "/*.dcm")], key=lambda d: int(d.InstanceNumber))[::-1]
+frames = [(d, 0.0, 0) for d in ds_in] + ([(d, 2.0, 5) for d in ds_in] if dynamic else [])
+first = ds_in[0]
+meta = FileMetaDataset()
+meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"
+meta.MediaStorageSOPInstanceUID = generate_uid()
+meta.TransferSyntaxUID = ExplicitVRLittleEndian
+ds = Dataset(); ds.file_meta = meta
+ds.SOPClassUID = meta.MediaStorageSOPClassUID; ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+for k in ["PatientName", "PatientID", "StudyInstanceUID", "SeriesInstanceUID", "Modality", "FrameOfReferenceUID"]:
+    setattr(ds, k, getattr(first, k))
+ds.NumberOfFrames = len(frames); ds.Rows = first.Rows; ds.Columns = first.Columns
+ds.SamplesPerPixel = 1; ds.PhotometricInterpretation = "MONOCHROME2"
+ds.BitsAllocated = 16; ds.BitsStored = 16; ds.HighBit = 15; ds.PixelRepresentation = 1
+shared = Dataset()
+pm = Dataset(); pm.PixelSpacing = first.PixelSpacing; pm.SliceThickness = first.SliceThickness
+po = Dataset(); po.ImageOrientationPatient = first.ImageOrientationPatient
+pv = Dataset(); pv.RescaleIntercept = first.RescaleIntercept; pv.RescaleSlope = first.RescaleSlope; pv.RescaleType = "HU"
+shared.PixelMeasuresSequence = [pm]; shared.PlaneOrientationSequence = [po]; shared.PixelValueTransformationSequence = [pv]
+ds.SharedFunctionalGroupsSequence = [shared]
+per = []
+for d, dt, add in frames:
+    item = Dataset()
+    pp = Dataset(); pp.ImagePositionPatient = d.ImagePositionPatient; item.PlanePositionSequence = [pp]
+    fc = Dataset(); fc.FrameAcquisitionDateTime = "2026112210%02d%02d.000000" % (15 + int(dt) // 60, int(dt) % 60); item.FrameContentSequence = [fc]
+    per.append(item)
+ds.PerFrameFunctionalGroupsSequence = per
+ds.PixelData = b"".join((d.pixel_array.astype(np.int16) + add).tobytes() for d, _, add in frames)
+ds.save_as(out, enforce_file_format=True)
+"#;
+
+#[test]
+fn enhanced_multi_frame_ct_reads_like_single_frames() {
+    let Some(python) = pydicom_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    write_ct_series(&src, &test_volume(), &meta(60)).unwrap();
+    let single = read_series_volume(&scan_folder(&src).unwrap().series[0]).unwrap();
+    for mode in ["static", "dynamic"] {
+        let out_dir = dir.path().join(mode);
+        std::fs::create_dir(&out_dir).unwrap();
+        let out = Command::new(&python)
+            .args(["-c", MAKE_ENHANCED])
+            .arg(&src)
+            .arg(out_dir.join("enhanced.dcm"))
+            .arg(mode)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let s = scan_folder(&out_dir).unwrap().series.remove(0);
+        if mode == "static" {
+            assert_same_volume(&single, &read_series_volume(&s).unwrap(), 0.0);
+        } else {
+            let d = gantry_io::dicom::read_dynamic_series(&s).unwrap();
+            assert_eq!(d.n_frames(), 2);
+            assert!(d.times_s[0] == 0.0 && (d.times_s[1] - 2.0).abs() < 1e-6, "{:?}", d.times_s);
+            assert_same_volume(&single, &d.frame(0), 0.0);
+            assert_same_volume(&single.map(|v| v + 5.0), &d.frame(1), 0.0);
+            let e = read_series_volume(&s).unwrap_err().to_string();
+            assert!(e.contains("enhanced.dcm#frame"), "{e}");
+        }
+    }
+}

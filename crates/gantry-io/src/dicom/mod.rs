@@ -42,6 +42,19 @@ pub use write::{
     write_ct_dynamic_series, write_ct_series, write_rgb_secondary_capture, PatientStudy, RgbImage, SeriesMeta,
 };
 
+/// An attribute's text, trailing padding removed; empty when absent or not text.
+pub(crate) fn text(obj: &dicom_object::mem::InMemDicomObject, tag: dicom_core::Tag) -> String {
+    obj.get(tag)
+        .and_then(|e| e.value().to_str().ok())
+        .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The first value of a numeric attribute, when present, a number and finite.
+pub(crate) fn first_number(obj: &dicom_object::mem::InMemDicomObject, tag: dicom_core::Tag) -> Option<f64> {
+    text(obj, tag).split('\\').next().and_then(|s| s.trim().parse::<f64>().ok()).filter(|v| v.is_finite())
+}
+
 /// A tag as DICOM writes it, with its keyword, for error messages: `ImagePositionPatient (0020,0032)`.
 pub(crate) fn tag_name(tag: dicom_core::Tag) -> String {
     use dicom_core::dictionary::DataDictionary;

@@ -3,12 +3,11 @@
 //! dose, half-life and injection time from the Radiopharmaceutical Information Sequence; scan
 //! time from Series Date/Time unless that is after the acquisition).
 
-use super::read::{parse_da, parse_tm, DicomSeries};
-use super::tag_name;
+use super::read::{date_time_value, parse_da, parse_tm, DicomSeries};
+use super::{first_number, tag_name, text};
 use crate::error::{IoError, Result};
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
-use dicom_object::mem::InMemDicomObject;
 use dicom_object::OpenFileOptions;
 use std::path::PathBuf;
 
@@ -30,29 +29,8 @@ pub struct PetSuvInfo {
     pub patient_sex: String,
 }
 
-fn text(obj: &InMemDicomObject, tag: Tag) -> String {
-    obj.get(tag)
-        .and_then(|e| e.value().to_str().ok())
-        .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_string())
-        .unwrap_or_default()
-}
-
-fn number(obj: &InMemDicomObject, tag: Tag) -> Option<f64> {
-    text(obj, tag).split('\\').next().and_then(|s| s.trim().parse::<f64>().ok()).filter(|v| v.is_finite())
-}
-
 fn date_time(date: &str, time: &str) -> Option<f64> {
     Some(parse_da(date)? as f64 * 86_400.0 + parse_tm(time)?)
-}
-
-/// A DT value (YYYYMMDDHHMMSS.FFFFFF, an offset ignored).
-fn dt(value: &str) -> Option<f64> {
-    if value.len() < 8 {
-        return None;
-    }
-    let (d, t) = value.split_at(8);
-    let t = t.split(['+', '-']).next().unwrap_or("");
-    Some(parse_da(d)? as f64 * 86_400.0 + if t.is_empty() { 0.0 } else { parse_tm(t)? })
 }
 
 /// Reads the SUV attributes of a PET series (from its first image).
@@ -71,12 +49,12 @@ pub fn read_pet_suv_info(series: &DicomSeries) -> Result<PetSuvInfo> {
         obj.get(tags::RADIOPHARMACEUTICAL_INFORMATION_SEQUENCE).and_then(|e| e.items()).and_then(|items| items.first());
     let (radiopharmaceutical, total_dose_bq, half_life_s, injection_time_s) = match rp {
         Some(item) => {
-            let start = dt(&text(item, tags::RADIOPHARMACEUTICAL_START_DATE_TIME))
+            let start = date_time_value(&text(item, tags::RADIOPHARMACEUTICAL_START_DATE_TIME))
                 .or_else(|| date_time(&series_date, &text(item, tags::RADIOPHARMACEUTICAL_START_TIME)));
             (
                 text(item, tags::RADIOPHARMACEUTICAL),
-                number(item, tags::RADIONUCLIDE_TOTAL_DOSE),
-                number(item, tags::RADIONUCLIDE_HALF_LIFE),
+                first_number(item, tags::RADIONUCLIDE_TOTAL_DOSE),
+                first_number(item, tags::RADIONUCLIDE_HALF_LIFE),
                 start,
             )
         }
@@ -94,8 +72,8 @@ pub fn read_pet_suv_info(series: &DicomSeries) -> Result<PetSuvInfo> {
         injection_time_s,
         series_time_s: date_time(&series_date, &text(&obj, tags::SERIES_TIME)),
         acquisition_time_s: date_time(&text(&obj, tags::ACQUISITION_DATE), &text(&obj, tags::ACQUISITION_TIME)),
-        patient_weight_kg: number(&obj, tags::PATIENT_WEIGHT),
-        patient_size_m: number(&obj, tags::PATIENT_SIZE),
+        patient_weight_kg: first_number(&obj, tags::PATIENT_WEIGHT),
+        patient_size_m: first_number(&obj, tags::PATIENT_SIZE),
         patient_sex: text(&obj, tags::PATIENT_SEX),
         file,
     })

@@ -1,11 +1,12 @@
 //! Reading DICOM: folders → series → volumes.
 
-use super::tag_name;
 use super::write::PatientStudy;
+use super::{tag_name, text};
 use crate::error::{IoError, Result};
 use dicom_core::header::HasLength;
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
+use dicom_object::mem::InMemDicomObject;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
 use gantry_core::{Volume, VolumeGeometry, VolumeSeries};
@@ -77,14 +78,7 @@ fn has_dicm_magic(path: &Path) -> Result<bool> {
     Ok(n == 132 && &head[128..132] == b"DICM")
 }
 
-fn text(obj: &DefaultDicomObject, tag: Tag) -> String {
-    obj.get(tag)
-        .and_then(|e| e.value().to_str().ok())
-        .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_string())
-        .unwrap_or_default()
-}
-
-fn numbers(obj: &DefaultDicomObject, tag: Tag, path: &Path) -> Result<Option<Vec<f64>>> {
+fn numbers(obj: &InMemDicomObject, tag: Tag, path: &Path) -> Result<Option<Vec<f64>>> {
     let Some(e) = obj.get(tag) else { return Ok(None) };
     if e.value().primitive().is_some_and(|v| v.is_empty()) {
         return Ok(None);
@@ -98,7 +92,7 @@ fn numbers(obj: &DefaultDicomObject, tag: Tag, path: &Path) -> Result<Option<Vec
     Ok(Some(v))
 }
 
-fn required(obj: &DefaultDicomObject, tag: Tag, n: usize, path: &Path) -> Result<Vec<f64>> {
+fn required(obj: &InMemDicomObject, tag: Tag, n: usize, path: &Path) -> Result<Vec<f64>> {
     match numbers(obj, tag, path)? {
         None => Err(IoError::format(path, tag_name(tag), "(absent)", "is required to place the image")),
         Some(v) if v.len() != n => Err(IoError::format(
@@ -237,14 +231,19 @@ pub(crate) fn parse_da(da: &str) -> Option<i64> {
 
 /// The acquisition time of an image: Acquisition DateTime, else Acquisition Date + Time, else
 /// Content Date + Time, else Trigger Time.
-fn acquisition_time(obj: &DefaultDicomObject) -> Option<f64> {
-    let dt = text(obj, tags::ACQUISITION_DATE_TIME);
-    if dt.len() >= 8 {
-        let (date, time) = dt.split_at(8);
-        let time = time.split(['+', '-']).next().unwrap_or("");
-        if let Some(days) = parse_da(date) {
-            return Some(days as f64 * 86_400.0 + if time.is_empty() { 0.0 } else { parse_tm(time)? });
-        }
+/// Seconds since 1970 of a DT value (YYYYMMDDHHMMSS.FFFFFF; an offset is ignored).
+pub(crate) fn date_time_value(dt: &str) -> Option<f64> {
+    if dt.len() < 8 {
+        return None;
+    }
+    let (date, time) = dt.split_at(8);
+    let time = time.split(['+', '-']).next().unwrap_or("");
+    Some(parse_da(date)? as f64 * 86_400.0 + if time.is_empty() { 0.0 } else { parse_tm(time)? })
+}
+
+fn acquisition_time(obj: &InMemDicomObject) -> Option<f64> {
+    if let Some(t) = date_time_value(&text(obj, tags::ACQUISITION_DATE_TIME)) {
+        return Some(t);
     }
     for (d, t) in [(tags::ACQUISITION_DATE, tags::ACQUISITION_TIME), (tags::CONTENT_DATE, tags::CONTENT_TIME)] {
         if let Some(secs) = parse_tm(&text(obj, t)) {
@@ -254,21 +253,36 @@ fn acquisition_time(obj: &DefaultDicomObject) -> Option<f64> {
     text(obj, tags::TRIGGER_TIME).parse::<f64>().ok().filter(|t| t.is_finite()).map(|ms| ms / 1000.0)
 }
 
-fn read_slice(path: &Path) -> Result<Slice> {
+/// Where frame `f`'s attribute `tag`, kept in functional group `group`, is: the frame's own
+/// item of the Per-frame Functional Groups Sequence, else the Shared one, else the top level
+/// (single-frame images and legacy multi-frame ones).
+fn in_group<'a>(obj: &'a InMemDicomObject, f: Option<usize>, group: Tag, tag: Tag) -> &'a InMemDicomObject {
+    let first_item = |holder: &'a InMemDicomObject| -> Option<&'a InMemDicomObject> {
+        holder.get(group).and_then(|e| e.items()).and_then(|i| i.first()).filter(|item| item.get(tag).is_some())
+    };
+    if let Some(f) = f {
+        let per_frame =
+            obj.get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE).and_then(|e| e.items()).and_then(|i| i.get(f));
+        if let Some(item) = per_frame.and_then(first_item) {
+            return item;
+        }
+        let shared = obj.get(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE).and_then(|e| e.items()).and_then(|i| i.first());
+        if let Some(item) = shared.and_then(first_item) {
+            return item;
+        }
+    }
+    obj
+}
+
+/// Reads the images of one file: one for a single-frame image, one per frame for a multi-frame
+/// one (Enhanced CT and the like, whose frame positions, orientation, spacing, rescale and times
+/// come from the functional groups).
+fn read_file(path: &Path) -> Result<Vec<Slice>> {
     let obj = dicom_object::open_file(path).map_err(|e| {
         IoError::format(path, "DICOM data set", "", format!("cannot be read (truncated or damaged?): {e}"))
     })?;
     if obj.get(tags::PIXEL_DATA).is_none() {
         return Err(IoError::format(path, tag_name(tags::PIXEL_DATA), "(absent)", "an image needs its pixels"));
-    }
-    let frames = text(&obj, tags::NUMBER_OF_FRAMES);
-    if !frames.is_empty() && frames != "1" {
-        return Err(IoError::format(
-            path,
-            tag_name(tags::NUMBER_OF_FRAMES),
-            frames,
-            "multi-frame (Enhanced CT) images are not read yet; convert to single frames",
-        ));
     }
     let samples = text(&obj, tags::SAMPLES_PER_PIXEL);
     if !samples.is_empty() && samples != "1" {
@@ -279,14 +293,15 @@ fn read_slice(path: &Path) -> Result<Slice> {
             "a volume needs grey-level images",
         ));
     }
-    let position = required(&obj, tags::IMAGE_POSITION_PATIENT, 3, path)?;
-    let orientation = required(&obj, tags::IMAGE_ORIENTATION_PATIENT, 6, path)?;
-    let spacing = required(&obj, tags::PIXEL_SPACING, 2, path)?;
-    if spacing.iter().any(|&s| s <= 0.0) {
-        return Err(IoError::format(path, tag_name(tags::PIXEL_SPACING), format!("{spacing:?}"), "must be positive"));
-    }
-    let slope = numbers(&obj, tags::RESCALE_SLOPE, path)?.map(|v| v[0]).unwrap_or(1.0);
-    let intercept = numbers(&obj, tags::RESCALE_INTERCEPT, path)?.map(|v| v[0]).unwrap_or(0.0);
+    let n_frames_text = text(&obj, tags::NUMBER_OF_FRAMES);
+    let n_frames: usize = if n_frames_text.is_empty() {
+        1
+    } else {
+        n_frames_text.parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
+            IoError::format(path, tag_name(tags::NUMBER_OF_FRAMES), &n_frames_text, "must be a whole number from 1")
+        })?
+    };
+    let multi = obj.get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE).is_some() || n_frames > 1;
     let decoded = obj
         .decode_pixel_data()
         .map_err(|e| IoError::format(path, tag_name(tags::PIXEL_DATA), "", format!("cannot be decoded: {e}")))?;
@@ -294,20 +309,75 @@ fn read_slice(path: &Path) -> Result<Slice> {
         .to_ndarray_with_options::<f32>(&ConvertOptions::new().with_modality_lut(ModalityLutOption::None))
         .map_err(|e| IoError::format(path, tag_name(tags::PIXEL_DATA), "", format!("cannot be converted: {e}")))?;
     let shape = raw.shape().to_vec(); // [frames, rows, cols, samples]
+    if shape[0] != n_frames {
+        return Err(IoError::format(
+            path,
+            tag_name(tags::NUMBER_OF_FRAMES),
+            n_frames,
+            format!("but the pixel data holds {} frames", shape[0]),
+        ));
+    }
     let (rows, cols) = (shape[1], shape[2]);
-    let values: Vec<f32> = raw.iter().map(|&v| (v as f64 * slope + intercept) as f32).collect();
-    Ok(Slice {
-        path: path.to_owned(),
-        rows,
-        cols,
-        position: [position[0], position[1], position[2]],
-        orientation: std::array::from_fn(|i| orientation[i]),
-        spacing: [spacing[0], spacing[1]],
-        thickness: numbers(&obj, tags::SLICE_THICKNESS, path)?.map(|v| v[0]),
-        tilt_deg: numbers(&obj, tags::GANTRY_DETECTOR_TILT, path)?.map(|v| v[0]),
-        time_s: acquisition_time(&obj),
-        values,
-    })
+    let per_frame = rows * cols;
+    let raw = raw.as_standard_layout();
+    let raw = raw.as_slice().unwrap_or_default();
+    let mut out = Vec::with_capacity(n_frames);
+    for f in 0..n_frames {
+        let fi = multi.then_some(f);
+        // Errors about a frame of a multi-frame file name the frame.
+        let name = if multi { PathBuf::from(format!("{}#frame{}", path.display(), f + 1)) } else { path.to_owned() };
+        let at = |group: Tag, tag: Tag| in_group(&obj, fi, group, tag);
+        let position = required(
+            at(tags::PLANE_POSITION_SEQUENCE, tags::IMAGE_POSITION_PATIENT),
+            tags::IMAGE_POSITION_PATIENT,
+            3,
+            &name,
+        )?;
+        let orientation = required(
+            at(tags::PLANE_ORIENTATION_SEQUENCE, tags::IMAGE_ORIENTATION_PATIENT),
+            tags::IMAGE_ORIENTATION_PATIENT,
+            6,
+            &name,
+        )?;
+        let spacing = required(at(tags::PIXEL_MEASURES_SEQUENCE, tags::PIXEL_SPACING), tags::PIXEL_SPACING, 2, &name)?;
+        if spacing.iter().any(|&s| s <= 0.0) {
+            return Err(IoError::format(
+                &name,
+                tag_name(tags::PIXEL_SPACING),
+                format!("{spacing:?}"),
+                "must be positive",
+            ));
+        }
+        let rescale = |tag: Tag, default: f64| -> Result<f64> {
+            Ok(numbers(at(tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE, tag), tag, &name)?
+                .map(|v| v[0])
+                .unwrap_or(default))
+        };
+        let (slope, intercept) = (rescale(tags::RESCALE_SLOPE, 1.0)?, rescale(tags::RESCALE_INTERCEPT, 0.0)?);
+        let thickness =
+            numbers(at(tags::PIXEL_MEASURES_SEQUENCE, tags::SLICE_THICKNESS), tags::SLICE_THICKNESS, &name)?;
+        let frame_time = at(tags::FRAME_CONTENT_SEQUENCE, tags::FRAME_ACQUISITION_DATE_TIME);
+        let time_s = if multi && frame_time.get(tags::FRAME_ACQUISITION_DATE_TIME).is_some() {
+            date_time_value(&text(frame_time, tags::FRAME_ACQUISITION_DATE_TIME))
+        } else {
+            acquisition_time(&obj)
+        };
+        let values: Vec<f32> =
+            raw[f * per_frame..(f + 1) * per_frame].iter().map(|&v| (v as f64 * slope + intercept) as f32).collect();
+        out.push(Slice {
+            path: name.clone(),
+            rows,
+            cols,
+            position: [position[0], position[1], position[2]],
+            orientation: std::array::from_fn(|i| orientation[i]),
+            spacing: [spacing[0], spacing[1]],
+            thickness: thickness.map(|v| v[0]),
+            tilt_deg: numbers(&obj, tags::GANTRY_DETECTOR_TILT, &name)?.map(|v| v[0]),
+            time_s,
+            values,
+        });
+    }
+    Ok(out)
 }
 
 fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
@@ -344,7 +414,8 @@ fn read_slices(series: &DicomSeries) -> Result<(Vec<Slice>, [[f64; 3]; 3])> {
     if series.files.is_empty() {
         return Err(IoError::format(&first_path, "series", &series.uid, "has no images"));
     }
-    let slices: Vec<Slice> = series.files.par_iter().map(|p| read_slice(p)).collect::<Result<_>>()?;
+    let per_file: Vec<Vec<Slice>> = series.files.par_iter().map(|p| read_file(p)).collect::<Result<_>>()?;
+    let slices: Vec<Slice> = per_file.into_iter().flatten().collect();
     let s0 = &slices[0];
     let frame = frame_from_orientation(&s0.orientation, &s0.path)?;
     for s in &slices[1..] {

@@ -5,24 +5,12 @@
 //! Sensitivity Correction Factor, in the units of the Channel Sensitivity Units Sequence (µV or
 //! mV here). Samples are interleaved: all channels of sample 0, then of sample 1, …
 
-use super::tag_name;
+use super::{first_number, tag_name, text};
 use crate::error::{IoError, Result};
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
-use dicom_object::mem::InMemDicomObject;
 use gantry_core::{Ecg, EcgLead};
 use std::path::Path;
-
-fn text(obj: &InMemDicomObject, tag: Tag) -> String {
-    obj.get(tag)
-        .and_then(|e| e.value().to_str().ok())
-        .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_string())
-        .unwrap_or_default()
-}
-
-fn number(obj: &InMemDicomObject, tag: Tag) -> Option<f64> {
-    text(obj, tag).split('\\').next().and_then(|s| s.trim().parse::<f64>().ok()).filter(|v| v.is_finite())
-}
 
 /// Reads the ECG of a waveform file.
 pub fn read_ecg(path: &Path) -> Result<Ecg> {
@@ -34,13 +22,13 @@ pub fn read_ecg(path: &Path) -> Result<Ecg> {
         .and_then(|e| e.items())
         .and_then(|items| items.first())
         .ok_or_else(|| missing(tags::WAVEFORM_SEQUENCE))?;
-    let n_ch = number(group, tags::NUMBER_OF_WAVEFORM_CHANNELS)
+    let n_ch = first_number(group, tags::NUMBER_OF_WAVEFORM_CHANNELS)
         .ok_or_else(|| missing(tags::NUMBER_OF_WAVEFORM_CHANNELS))? as usize;
-    let n_s = number(group, tags::NUMBER_OF_WAVEFORM_SAMPLES)
+    let n_s = first_number(group, tags::NUMBER_OF_WAVEFORM_SAMPLES)
         .ok_or_else(|| missing(tags::NUMBER_OF_WAVEFORM_SAMPLES))? as usize;
-    let hz = number(group, tags::SAMPLING_FREQUENCY).ok_or_else(|| missing(tags::SAMPLING_FREQUENCY))?;
-    let bits =
-        number(group, tags::WAVEFORM_BITS_ALLOCATED).ok_or_else(|| missing(tags::WAVEFORM_BITS_ALLOCATED))? as usize;
+    let hz = first_number(group, tags::SAMPLING_FREQUENCY).ok_or_else(|| missing(tags::SAMPLING_FREQUENCY))?;
+    let bits = first_number(group, tags::WAVEFORM_BITS_ALLOCATED)
+        .ok_or_else(|| missing(tags::WAVEFORM_BITS_ALLOCATED))? as usize;
     let interp = text(group, tags::WAVEFORM_SAMPLE_INTERPRETATION);
     if !matches!((bits, interp.as_str()), (16, "SS") | (16, "US") | (8, "SB") | (8, "UB")) {
         return Err(IoError::format(
@@ -92,9 +80,9 @@ pub fn read_ecg(path: &Path) -> Result<Ecg> {
             .map(|src| text(src, tags::CODE_MEANING))
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| format!("channel {}", c + 1));
-        let sensitivity = number(def, tags::CHANNEL_SENSITIVITY).unwrap_or(1.0);
-        let correction = number(def, tags::CHANNEL_SENSITIVITY_CORRECTION_FACTOR).unwrap_or(1.0);
-        let baseline = number(def, tags::CHANNEL_BASELINE).unwrap_or(0.0);
+        let sensitivity = first_number(def, tags::CHANNEL_SENSITIVITY).unwrap_or(1.0);
+        let correction = first_number(def, tags::CHANNEL_SENSITIVITY_CORRECTION_FACTOR).unwrap_or(1.0);
+        let baseline = first_number(def, tags::CHANNEL_BASELINE).unwrap_or(0.0);
         let unit = def
             .get(tags::CHANNEL_SENSITIVITY_UNITS_SEQUENCE)
             .and_then(|e| e.items())
