@@ -607,3 +607,64 @@ fn enhanced_multi_frame_ct_reads_like_single_frames() {
         }
     }
 }
+
+/// pydicom writes an 8-bit and a 12-bit series (3 slices of 32 × 32, a smooth pattern).
+const MAKE_8_12_BIT: &str = r#"
+import sys, numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+out, bits = sys.argv[1], int(sys.argv[2])
+series = generate_uid()
+for k in range(3):
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset(); ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID; ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "CT"; ds.SeriesInstanceUID = series; ds.StudyInstanceUID = "1.2.3"
+    ds.ImagePositionPatient = [0, 0, 2.0 * k]; ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]; ds.PixelSpacing = [1, 1]
+    ds.Rows = 32; ds.Columns = 32; ds.SamplesPerPixel = 1; ds.PhotometricInterpretation = "MONOCHROME2"
+    y, x = np.mgrid[0:32, 0:32]
+    img = (0.5 + 0.4 * np.sin(x / 5.0 + k) * np.cos(y / 7.0)) * (2**bits - 1)
+    if bits == 8:
+        ds.BitsAllocated = 8; ds.BitsStored = 8; ds.HighBit = 7; ds.PixelRepresentation = 0
+        ds.PixelData = img.astype(np.uint8).tobytes()
+    else:
+        ds.BitsAllocated = 16; ds.BitsStored = 12; ds.HighBit = 11; ds.PixelRepresentation = 0
+        ds.PixelData = img.astype(np.uint16).tobytes()
+    ds.RescaleSlope = "1"; ds.RescaleIntercept = "-1024"
+    ds.save_as(f"{out}/s{k}.dcm", enforce_file_format=True)
+"#;
+
+#[test]
+fn lossy_jpeg_baseline_decodes_and_12_bit_extended_is_a_clear_error() {
+    let (Some(python), Some(dcmcjpeg)) = (pydicom_python(), peer("dcmcjpeg")) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for (bits, flag) in [(8, "+eb"), (12, "+ee")] {
+        let src = dir.path().join(format!("src{bits}"));
+        let dst = dir.path().join(format!("jpeg{bits}"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::create_dir_all(&dst).unwrap();
+        let out = Command::new(&python).args(["-c", MAKE_8_12_BIT]).arg(&src).arg(bits.to_string()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        for k in 0..3 {
+            let name = format!("s{k}.dcm");
+            transcode(&dcmcjpeg, &[flag], &src.join(&name), &dst.join(&name));
+        }
+        let original = read_series_volume(&scan_folder(&src).unwrap().series[0]).unwrap();
+        let read = read_series_volume(&scan_folder(&dst).unwrap().series[0]);
+        if bits == 8 {
+            // Lossy (quality 90): close to the original, not equal.
+            let got = read.unwrap();
+            let n = original.data.len() as f32;
+            let mean = original.data.iter().zip(got.data.iter()).map(|(a, b)| (a - b).abs()).sum::<f32>() / n;
+            assert!(mean < 1.5, "JPEG baseline mean |Δ| {mean}");
+        } else {
+            // dicom-rs's pure-Rust JPEG decoder has no 12-bit (extended) support: the read must
+            // say so for the file, not return wrong pixels.
+            let e = read.unwrap_err().to_string();
+            assert!(e.contains("s0.dcm") && e.contains("PixelData") && e.contains("cannot be decoded"), "{e}");
+        }
+    }
+}
