@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use gantry_io::dicom::net::{echo, store_files, PeerAddress, ScpConfig, StoreScp};
 use gantry_io::dicom::{read_series_volume, scan_folder, write_ct_series, DicomSeries, SeriesMeta};
 use std::path::PathBuf;
 
@@ -13,6 +14,22 @@ pub struct DicomArgs {
 
 #[derive(Subcommand)]
 enum DicomCommand {
+    /// C-ECHO a DICOM node: `gantry dicom echo ORTHANC@127.0.0.1:4242`.
+    Echo {
+        /// AE@host:port
+        peer: String,
+        /// Our AE title.
+        #[arg(long, default_value = "GANTRY")]
+        aet: String,
+    },
+    /// C-STORE files and folders (searched recursively) to a DICOM node.
+    Send {
+        /// AE@host:port
+        peer: String,
+        paths: Vec<PathBuf>,
+        #[arg(long, default_value = "GANTRY")]
+        aet: String,
+    },
     /// List the series in a folder (searched recursively).
     Ls { folder: PathBuf },
     /// Read a series from a folder into a volume file (.nii, .nii.gz, .mha), values in HU.
@@ -70,6 +87,49 @@ fn pick<'a>(series: &'a [DicomSeries], which: Option<&str>, folder: &std::path::
 
 pub fn run(a: DicomArgs) -> Result<()> {
     match a.command {
+        DicomCommand::Echo { peer, aet } => {
+            let peer = PeerAddress::parse(&peer)?;
+            let t = std::time::Instant::now();
+            let status = echo(&peer, &aet)?;
+            if status != 0 {
+                bail!("{peer} answered C-ECHO with status 0x{status:04X}");
+            }
+            println!("{peer}: C-ECHO success in {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+            Ok(())
+        }
+        DicomCommand::Send { peer, paths, aet } => {
+            let peer = PeerAddress::parse(&peer)?;
+            let mut files = Vec::new();
+            for p in &paths {
+                if p.is_dir() {
+                    for s in scan_folder(p)?.series {
+                        files.extend(s.files);
+                    }
+                } else if p.is_file() {
+                    files.push(p.clone());
+                } else {
+                    bail!("{}: no such file or folder", p.display());
+                }
+            }
+            if files.is_empty() {
+                bail!("no DICOM files to send");
+            }
+            let t = std::time::Instant::now();
+            let report = store_files(&peer, &aet, &files)?;
+            for (f, why) in &report.failed {
+                eprintln!("not stored: {}: {why}", f.display());
+            }
+            println!(
+                "{peer}: stored {} of {} instances in {:.2} s",
+                report.stored,
+                files.len(),
+                t.elapsed().as_secs_f64()
+            );
+            if !report.failed.is_empty() {
+                bail!("{} instances were not stored", report.failed.len());
+            }
+            Ok(())
+        }
         DicomCommand::Ls { folder } => {
             let scan = scan_folder(&folder)?;
             for (i, s) in scan.series.iter().enumerate() {
@@ -133,4 +193,35 @@ pub fn run(a: DicomArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// This node's AE title.
+    #[arg(long, default_value = "GANTRY")]
+    ae: String,
+    #[arg(long, default_value_t = 11112)]
+    port: u16,
+    /// Address to listen on (loopback by default; 0.0.0.0 for every interface).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+    /// Where received instances are stored (STORAGE/<study>/<series>/<instance>.dcm).
+    #[arg(long, default_value = "gantry-storage")]
+    storage: PathBuf,
+    /// A calling AE title allowed in (repeat for more); without it, any caller.
+    #[arg(long = "allow")]
+    allow: Vec<String>,
+}
+
+/// `gantry serve`: a C-ECHO / C-STORE node until interrupted.
+pub fn serve(a: ServeArgs) -> Result<()> {
+    let mut config = ScpConfig::new(&a.ae, &a.storage);
+    config.accepted_callers = a.allow;
+    let addr = format!("{}:{}", a.bind, a.port);
+    let scp = StoreScp::bind(&addr, config)?.on_stored(|s| {
+        eprintln!("stored {} from {}", s.path.display(), s.calling_ae);
+    });
+    eprintln!("{}@{} serving, storing into {}", a.ae, scp.local_addr()?, a.storage.display());
+    scp.serve();
+    Ok(())
 }

@@ -42,6 +42,8 @@ enum Command {
     /// DICOM folders: list the series, import one into a volume file, export a volume as a CT
     /// series.
     Dicom(dicom::DicomArgs),
+    /// A DICOM node: answers C-ECHO, stores what C-STORE sends (atomically), until interrupted.
+    Serve(dicom::ServeArgs),
     /// Print a scan protocol as TOML, to edit and pass to `gantry simulate --protocol`.
     Protocol {
         /// Which preset: clinical (the wide-detector scanner) or bench (SID 1000, SDD 1500, flat).
@@ -215,6 +217,7 @@ fn main() {
         Command::Slice(a) => slice_cmd(a),
         Command::Protocol { preset } => protocol(&preset),
         Command::Dicom(a) => dicom::run(a),
+        Command::Serve(a) => dicom::serve(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

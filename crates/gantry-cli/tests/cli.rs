@@ -130,3 +130,39 @@ fn dicom_export_then_import_gives_back_the_volume() {
     let max = a.data.iter().zip(b.data.iter()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
     assert!(max <= 0.5 + 1e-3, "max |ΔHU| {max}");
 }
+
+#[test]
+fn serve_then_echo_and_send() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok = |args: &[&str]| {
+        let out = gantry().args(args).current_dir(d).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    ok(&["phantom", "--phantom", "head", "--size", "24,24,4", "--spacing", "8,8,8", "-o", "head.mha"]);
+    ok(&["dicom", "export", "head.mha", "-o", "dcm"]);
+    let mut server = gantry()
+        .args(["serve", "--port", "0", "--ae", "NODE", "--storage", "store"])
+        .current_dir(d)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(server.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.split_whitespace().next().unwrap().to_string(); // NODE@127.0.0.1:PORT
+    assert!(addr.starts_with("NODE@127.0.0.1:"), "{first}");
+    let echo = ok(&["dicom", "echo", &addr]);
+    assert!(echo.contains("C-ECHO success"), "{echo}");
+    let sent = ok(&["dicom", "send", &addr, "dcm"]);
+    assert!(sent.contains("stored 4 of 4"), "{sent}");
+    let wrong = addr.replace("NODE@", "OTHER@");
+    let out = gantry().args(["dicom", "send", &wrong, "dcm"]).current_dir(d).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("called AE title not recognized"));
+    server.kill().unwrap();
+    let _ = server.wait();
+    let ls = ok(&["dicom", "ls", "store"]);
+    assert!(ls.contains("4 images"), "{ls}");
+}

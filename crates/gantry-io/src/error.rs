@@ -14,6 +14,9 @@ pub enum IoError {
     Core { path: PathBuf, source: gantry_core::CoreError },
     #[error("{path}: NIfTI: {source}")]
     Nifti { path: PathBuf, source: nifti::NiftiError },
+    /// A DICOM network peer refused, misbehaved or could not be reached.
+    #[error("DICOM peer {peer}: {reason}")]
+    Network { peer: String, reason: String },
 }
 
 impl IoError {
@@ -27,6 +30,9 @@ impl IoError {
         reason: impl Into<String>,
     ) -> Self {
         IoError::Format { path: path.to_owned(), field: field.into(), value: value.to_string(), reason: reason.into() }
+    }
+    pub fn network(peer: impl std::fmt::Display, reason: impl std::fmt::Display) -> Self {
+        IoError::Network { peer: peer.to_string(), reason: reason.to_string() }
     }
     pub fn core(path: &Path, source: gantry_core::CoreError) -> Self {
         IoError::Core { path: path.to_owned(), source }

@@ -15,6 +15,8 @@
 //!   radiopharmaceutical, dose, half-life, injection and scan times, patient weight), with
 //!   [`PetSuvInfo::suv_bw_factor`] after the QIBA checks.
 //! - [`read_ecg`]: a DICOM ECG waveform (12-lead or general) → leads in mV.
+//! - [`net`]: C-ECHO and C-STORE as service user ([`net::echo`], [`net::store_files`]) and
+//!   provider ([`net::StoreScp`]), storing every instance atomically.
 //! - [`write_ct_series`]: a `Volume` in HU → a CT Image Storage series, one instance per slice,
 //!   16-bit with rescale, Explicit VR Little Endian, each file written atomically; patient and
 //!   study given or copied from a source series.
@@ -28,6 +30,7 @@
 //! write_ct_series("out".as_ref(), &vol, &meta).unwrap();
 //! ```
 
+pub mod net;
 pub mod pet;
 pub mod read;
 pub mod uid;

@@ -1,0 +1,800 @@
+//! The DICOM network: C-ECHO and C-STORE as service user ([`echo`], [`store_files`]) and as
+//! service provider ([`StoreScp`]), on dicom-ul's associations with a small DIMSE layer of our
+//! own (dicom-ul has none).
+//!
+//! The provider stores every instance whole or not at all: the data set is checked (it must
+//! parse in the negotiated transfer syntax and carry the SOP Instance UID of its command), then
+//! written under `STORAGE/<study>/<series>/<instance>.dcm` through a temporary name, synced and
+//! renamed, the folder synced after. A second copy of an instance replaces the first the same
+//! way. A peer that misbehaves (malformed PDU, dropped connection, wrong called AE title,
+//! unknown SOP class) costs its own association only.
+
+use super::uid::{is_valid_uid, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
+use super::{tag_name, text};
+use crate::atomic::write_atomically;
+use crate::error::{IoError, Result};
+use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_dictionary_std::tags;
+use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+use dicom_object::mem::InMemDicomObject;
+use dicom_object::{FileMetaTableBuilder, OpenFileOptions};
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use dicom_ul::association::server::AccessControl;
+use dicom_ul::pdu::{AssociationRJServiceUserReason, PDataValue, PDataValueType, UserIdentity};
+use dicom_ul::{ClientAssociationOptions, Pdu, ServerAssociationOptions};
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The Verification SOP Class (C-ECHO).
+pub const VERIFICATION: &str = "1.2.840.10008.1.1";
+
+/// The storage SOP classes the provider accepts: CT, MR, PET and NM (single and enhanced),
+/// secondary capture, parametric maps, segmentations, structured reports, ECG waveforms,
+/// encapsulated PDF, presentation states, radiography and ultrasound.
+pub const STORAGE_SOP_CLASSES: &[&str] = &[
+    "1.2.840.10008.5.1.4.1.1.2",     // CT Image
+    "1.2.840.10008.5.1.4.1.1.2.1",   // Enhanced CT Image
+    "1.2.840.10008.5.1.4.1.1.2.2",   // Legacy Converted Enhanced CT Image
+    "1.2.840.10008.5.1.4.1.1.4",     // MR Image
+    "1.2.840.10008.5.1.4.1.1.4.1",   // Enhanced MR Image
+    "1.2.840.10008.5.1.4.1.1.128",   // PET Image
+    "1.2.840.10008.5.1.4.1.1.130",   // Enhanced PET Image
+    "1.2.840.10008.5.1.4.1.1.128.1", // Legacy Converted Enhanced PET Image
+    "1.2.840.10008.5.1.4.1.1.20",    // NM Image
+    "1.2.840.10008.5.1.4.1.1.7",     // Secondary Capture Image
+    "1.2.840.10008.5.1.4.1.1.7.2",   // Multi-frame Grayscale Byte SC
+    "1.2.840.10008.5.1.4.1.1.7.3",   // Multi-frame Grayscale Word SC
+    "1.2.840.10008.5.1.4.1.1.7.4",   // Multi-frame True Color SC
+    "1.2.840.10008.5.1.4.1.1.30",    // Parametric Map
+    "1.2.840.10008.5.1.4.1.1.66.4",  // Segmentation
+    "1.2.840.10008.5.1.4.1.1.66",    // Raw Data
+    "1.2.840.10008.5.1.4.1.1.88.11", // Basic Text SR
+    "1.2.840.10008.5.1.4.1.1.88.22", // Enhanced SR
+    "1.2.840.10008.5.1.4.1.1.88.33", // Comprehensive SR
+    "1.2.840.10008.5.1.4.1.1.88.34", // Comprehensive 3D SR
+    "1.2.840.10008.5.1.4.1.1.9.1.1", // 12-lead ECG Waveform
+    "1.2.840.10008.5.1.4.1.1.9.1.2", // General ECG Waveform
+    "1.2.840.10008.5.1.4.1.1.104.1", // Encapsulated PDF
+    "1.2.840.10008.5.1.4.1.1.11.1",  // Grayscale Softcopy Presentation State
+    "1.2.840.10008.5.1.4.1.1.1",     // Computed Radiography
+    "1.2.840.10008.5.1.4.1.1.1.1",   // Digital X-Ray (presentation)
+    "1.2.840.10008.5.1.4.1.1.12.1",  // X-Ray Angiographic
+    "1.2.840.10008.5.1.4.1.1.6.1",   // Ultrasound Image
+    "1.2.840.10008.5.1.4.1.1.3.1",   // Ultrasound Multi-frame
+];
+
+/// DIMSE status codes used here.
+pub mod status {
+    pub const SUCCESS: u16 = 0x0000;
+    pub const OUT_OF_RESOURCES: u16 = 0xA700;
+    pub const DATASET_DOES_NOT_MATCH: u16 = 0xA900;
+    pub const CANNOT_UNDERSTAND: u16 = 0xC000;
+}
+
+const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
+const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+
+// ---------------------------------------------------------------------------------------------
+// DIMSE commands (always Implicit VR Little Endian, group length first)
+
+fn command(elements: Vec<DataElement<InMemDicomObject>>) -> Vec<u8> {
+    let obj = InMemDicomObject::from_element_iter(elements);
+    let ts = TransferSyntaxRegistry.get(IMPLICIT_LE).expect("implicit VR little endian is built in");
+    let mut body = Vec::with_capacity(128);
+    obj.write_dataset_with_ts(&mut body, ts).expect("a command set always encodes");
+    let mut out = Vec::with_capacity(body.len() + 12);
+    out.extend_from_slice(&[0, 0, 0, 0, 4, 0, 0, 0]); // (0000,0000) UL, length 4
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+fn ui(tag: dicom_core::Tag, v: &str) -> DataElement<InMemDicomObject> {
+    DataElement::new(tag, VR::UI, PrimitiveValue::from(v))
+}
+
+fn us(tag: dicom_core::Tag, v: u16) -> DataElement<InMemDicomObject> {
+    DataElement::new(tag, VR::US, PrimitiveValue::from(v))
+}
+
+fn echo_rq(id: u16) -> Vec<u8> {
+    command(vec![
+        ui(tags::AFFECTED_SOP_CLASS_UID, VERIFICATION),
+        us(tags::COMMAND_FIELD, 0x0030),
+        us(tags::MESSAGE_ID, id),
+        us(tags::COMMAND_DATA_SET_TYPE, 0x0101),
+    ])
+}
+
+fn echo_rsp(id: u16) -> Vec<u8> {
+    command(vec![
+        ui(tags::AFFECTED_SOP_CLASS_UID, VERIFICATION),
+        us(tags::COMMAND_FIELD, 0x8030),
+        us(tags::MESSAGE_ID_BEING_RESPONDED_TO, id),
+        us(tags::COMMAND_DATA_SET_TYPE, 0x0101),
+        us(tags::STATUS, status::SUCCESS),
+    ])
+}
+
+fn store_rq(id: u16, class: &str, instance: &str) -> Vec<u8> {
+    command(vec![
+        ui(tags::AFFECTED_SOP_CLASS_UID, class),
+        us(tags::COMMAND_FIELD, 0x0001),
+        us(tags::MESSAGE_ID, id),
+        us(tags::PRIORITY, 0),
+        us(tags::COMMAND_DATA_SET_TYPE, 0x0000),
+        ui(tags::AFFECTED_SOP_INSTANCE_UID, instance),
+    ])
+}
+
+fn store_rsp(id: u16, class: &str, instance: &str, status: u16) -> Vec<u8> {
+    command(vec![
+        ui(tags::AFFECTED_SOP_CLASS_UID, class),
+        us(tags::COMMAND_FIELD, 0x8001),
+        us(tags::MESSAGE_ID_BEING_RESPONDED_TO, id),
+        us(tags::COMMAND_DATA_SET_TYPE, 0x0101),
+        us(tags::STATUS, status),
+        ui(tags::AFFECTED_SOP_INSTANCE_UID, instance),
+    ])
+}
+
+fn parse_command(bytes: &[u8]) -> std::result::Result<InMemDicomObject, String> {
+    let ts = TransferSyntaxRegistry.get(IMPLICIT_LE).expect("built in");
+    InMemDicomObject::read_dataset_with_ts(bytes, ts).map_err(|e| format!("malformed command set: {e}"))
+}
+
+fn command_u16(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<u16> {
+    obj.get(tag).and_then(|e| e.to_int::<u16>().ok())
+}
+
+fn command_pdu(pc: u8, data: Vec<u8>) -> Pdu {
+    Pdu::PData {
+        data: vec![PDataValue {
+            presentation_context_id: pc,
+            value_type: PDataValueType::Command,
+            is_last: true,
+            data,
+        }],
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Service user
+
+/// Where a peer listens: `AE@host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddress {
+    pub ae_title: String,
+    pub address: String,
+}
+
+impl PeerAddress {
+    /// Parses `AE@host:port`.
+    pub fn parse(s: &str) -> Result<PeerAddress> {
+        let bad = |why: &str| IoError::network(s, why);
+        let (ae, addr) = s.split_once('@').ok_or_else(|| bad("must be AE@host:port"))?;
+        if ae.is_empty() || ae.len() > 16 || !ae.is_ascii() || ae.contains('\\') {
+            return Err(bad("the AE title must be 1–16 ASCII characters without a backslash"));
+        }
+        if !addr.contains(':') {
+            return Err(bad("the address needs a port: host:port"));
+        }
+        Ok(PeerAddress { ae_title: ae.to_string(), address: addr.to_string() })
+    }
+}
+
+impl std::fmt::Display for PeerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.ae_title, self.address)
+    }
+}
+
+/// Waits for the response command to message `id` on an association.
+fn receive_response(
+    receive: &mut dyn FnMut() -> std::result::Result<Pdu, dicom_ul::association::Error>,
+    peer: &PeerAddress,
+) -> Result<InMemDicomObject> {
+    let mut buf = Vec::new();
+    loop {
+        match receive().map_err(|e| IoError::network(peer, format!("no response: {e}")))? {
+            Pdu::PData { data } => {
+                for v in data {
+                    if v.value_type == PDataValueType::Command {
+                        buf.extend_from_slice(&v.data);
+                        if v.is_last {
+                            return parse_command(&buf).map_err(|e| IoError::network(peer, e));
+                        }
+                    }
+                }
+            }
+            Pdu::AbortRQ { source } => {
+                return Err(IoError::network(peer, format!("aborted the association ({source:?})")))
+            }
+            other => return Err(IoError::network(peer, format!("unexpected {}", other.short_description()))),
+        }
+    }
+}
+
+/// C-ECHO: opens an association, verifies, releases. Returns the status (0 = success).
+pub fn echo(peer: &PeerAddress, calling_ae: &str) -> Result<u16> {
+    let mut assoc = ClientAssociationOptions::new()
+        .calling_ae_title(calling_ae)
+        .called_ae_title(peer.ae_title.as_str())
+        .with_abstract_syntax(VERIFICATION)
+        .connection_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(30))
+        .establish(peer.address.as_str())
+        .map_err(|e| IoError::network(peer, format!("association refused or failed: {e}")))?;
+    let pc = assoc
+        .presentation_contexts()
+        .first()
+        .map(|p| p.id)
+        .ok_or_else(|| IoError::network(peer, "accepted no presentation context for Verification"))?;
+    assoc.send(&command_pdu(pc, echo_rq(1))).map_err(|e| IoError::network(peer, format!("cannot send C-ECHO: {e}")))?;
+    let rsp = receive_response(&mut || assoc.receive(), peer)?;
+    let status =
+        command_u16(&rsp, tags::STATUS).ok_or_else(|| IoError::network(peer, "C-ECHO response without a status"))?;
+    let _ = assoc.release();
+    Ok(status)
+}
+
+/// What a C-STORE session did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreReport {
+    pub stored: usize,
+    /// Files the peer did not store, with why.
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+fn is_uncompressed(ts: &str) -> bool {
+    matches!(ts, IMPLICIT_LE | EXPLICIT_LE | "1.2.840.10008.1.2.2")
+}
+
+/// C-STORE of DICOM files over one association (presentation contexts for every SOP class and
+/// transfer syntax among them; uncompressed files may go in any uncompressed syntax the peer
+/// accepts, compressed ones only in their own).
+pub fn store_files(peer: &PeerAddress, calling_ae: &str, files: &[PathBuf]) -> Result<StoreReport> {
+    struct Item {
+        path: PathBuf,
+        class: String,
+        instance: String,
+        ts: String,
+    }
+    let mut items = Vec::with_capacity(files.len());
+    for p in files {
+        let obj = OpenFileOptions::new()
+            .read_until(tags::PIXEL_DATA)
+            .open_file(p)
+            .map_err(|e| IoError::format(p, "DICOM file", "", format!("cannot be read: {e}")))?;
+        let meta = obj.meta();
+        items.push(Item {
+            path: p.clone(),
+            class: meta.media_storage_sop_class_uid().trim_end_matches('\0').to_string(),
+            instance: meta.media_storage_sop_instance_uid().trim_end_matches('\0').to_string(),
+            ts: meta.transfer_syntax().trim_end_matches('\0').to_string(),
+        });
+    }
+    let mut report = StoreReport::default();
+    if items.is_empty() {
+        return Ok(report);
+    }
+    // One context per (class, compressed syntax), one per class for the uncompressed ones.
+    let mut proposals: Vec<(String, Vec<String>)> = Vec::new();
+    for it in &items {
+        let wanted: Vec<String> = if is_uncompressed(&it.ts) {
+            let mut v = vec![it.ts.clone()];
+            for t in [EXPLICIT_LE, IMPLICIT_LE] {
+                if t != it.ts {
+                    v.push(t.to_string());
+                }
+            }
+            v
+        } else {
+            vec![it.ts.clone()]
+        };
+        let key_uncompressed = is_uncompressed(&it.ts);
+        let exists = proposals
+            .iter()
+            .any(|(c, t)| c == &it.class && (t[0] == it.ts || (key_uncompressed && is_uncompressed(&t[0]))));
+        if !exists {
+            proposals.push((it.class.clone(), wanted));
+        }
+    }
+    if proposals.len() > 127 {
+        return Err(IoError::network(
+            peer,
+            format!("{} presentation contexts needed, at most 127 fit one association", proposals.len()),
+        ));
+    }
+    let mut opts = ClientAssociationOptions::new()
+        .calling_ae_title(calling_ae)
+        .called_ae_title(peer.ae_title.as_str())
+        .connection_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(60));
+    for (class, ts) in &proposals {
+        opts = opts.with_presentation_context(class.as_str(), ts.iter().map(String::as_str).collect());
+    }
+    let mut assoc = opts
+        .establish(peer.address.as_str())
+        .map_err(|e| IoError::network(peer, format!("association refused or failed: {e}")))?;
+    let accepted = assoc.presentation_contexts().to_vec();
+    for (n, it) in items.iter().enumerate() {
+        let pc = accepted
+            .iter()
+            .find(|p| {
+                p.abstract_syntax.trim_end_matches('\0') == it.class
+                    && p.transfer_syntax.trim_end_matches('\0') == it.ts
+            })
+            .or_else(|| {
+                accepted.iter().find(|p| {
+                    p.abstract_syntax.trim_end_matches('\0') == it.class
+                        && is_uncompressed(&it.ts)
+                        && is_uncompressed(p.transfer_syntax.trim_end_matches('\0'))
+                })
+            });
+        let Some(pc) = pc else {
+            report.failed.push((
+                it.path.clone(),
+                format!("peer accepts no transfer syntax for SOP class {} in {}", it.class, it.ts),
+            ));
+            continue;
+        };
+        let obj = dicom_object::open_file(&it.path)
+            .map_err(|e| IoError::format(&it.path, "DICOM file", "", format!("cannot be read: {e}")))?;
+        let ts = TransferSyntaxRegistry.get(pc.transfer_syntax.trim_end_matches('\0')).ok_or_else(|| {
+            IoError::network(peer, format!("accepted unknown transfer syntax {}", pc.transfer_syntax))
+        })?;
+        let mut data = Vec::new();
+        obj.write_dataset_with_ts(&mut data, ts).map_err(|e| {
+            IoError::format(&it.path, "data set", "", format!("cannot be encoded in {}: {e}", ts.uid()))
+        })?;
+        let id = (n % 65535 + 1) as u16;
+        assoc
+            .send(&command_pdu(pc.id, store_rq(id, &it.class, &it.instance)))
+            .map_err(|e| IoError::network(peer, format!("cannot send C-STORE: {e}")))?;
+        {
+            let mut w = assoc.send_pdata(pc.id);
+            w.write_all(&data).map_err(|e| IoError::network(peer, format!("cannot send data set: {e}")))?;
+            w.finish().map_err(|e| IoError::network(peer, format!("cannot send data set: {e}")))?;
+        }
+        let rsp = receive_response(&mut || assoc.receive(), peer)?;
+        match command_u16(&rsp, tags::STATUS) {
+            Some(status::SUCCESS) | Some(0xB000) | Some(0xB007) | Some(0xB006) => report.stored += 1,
+            Some(s) => report.failed.push((it.path.clone(), format!("peer answered status 0x{s:04X}"))),
+            None => report.failed.push((it.path.clone(), "response without a status".into())),
+        }
+    }
+    let _ = assoc.release();
+    Ok(report)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Service provider
+
+/// How `gantry serve` answers.
+#[derive(Debug, Clone)]
+pub struct ScpConfig {
+    /// This node's AE title; associations calling another title are rejected.
+    pub ae_title: String,
+    /// Calling AE titles allowed in; empty: any.
+    pub accepted_callers: Vec<String>,
+    /// Where instances are stored.
+    pub storage: PathBuf,
+    /// Maximum PDU length offered (bytes).
+    pub max_pdu_length: u32,
+    /// A peer silent this long loses its association.
+    pub timeout: Duration,
+}
+
+impl ScpConfig {
+    pub fn new(ae_title: &str, storage: &Path) -> ScpConfig {
+        ScpConfig {
+            ae_title: ae_title.to_string(),
+            accepted_callers: Vec::new(),
+            storage: storage.to_owned(),
+            max_pdu_length: 65_536,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Counters of a running provider.
+#[derive(Debug, Default)]
+pub struct ScpStats {
+    pub associations: AtomicU64,
+    pub rejected: AtomicU64,
+    pub aborted: AtomicU64,
+    pub stored: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub refused_instances: AtomicU64,
+}
+
+/// One stored instance, as the provider reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredInstance {
+    pub path: PathBuf,
+    pub study_uid: String,
+    pub series_uid: String,
+    pub sop_instance_uid: String,
+    pub calling_ae: String,
+}
+
+type OnStored = dyn Fn(&StoredInstance) + Send + Sync;
+
+struct Callers {
+    ae: String,
+    allowed: Vec<String>,
+}
+
+impl AccessControl for Callers {
+    fn check_access(
+        &self,
+        _this_ae_title: &str,
+        calling_ae_title: &str,
+        called_ae_title: &str,
+        _user_identity: Option<&UserIdentity>,
+    ) -> std::result::Result<(), AssociationRJServiceUserReason> {
+        if called_ae_title.trim() != self.ae.trim() {
+            return Err(AssociationRJServiceUserReason::CalledAETitleNotRecognized);
+        }
+        if !self.allowed.is_empty() && !self.allowed.iter().any(|a| a.trim() == calling_ae_title.trim()) {
+            return Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized);
+        }
+        Ok(())
+    }
+}
+
+/// A C-ECHO / C-STORE provider on a bound socket.
+pub struct StoreScp {
+    listener: TcpListener,
+    config: Arc<ScpConfig>,
+    stop: Arc<AtomicBool>,
+    pub stats: Arc<ScpStats>,
+    on_stored: Option<Arc<OnStored>>,
+}
+
+/// A provider running on its own thread; dropping it stops it.
+pub struct ScpHandle {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    pub stats: Arc<ScpStats>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ScpHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets running associations finish, and returns.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)); // wake accept()
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ScpHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl StoreScp {
+    /// Binds `addr` (port 0: any free port). The storage folder is made if missing.
+    pub fn bind(addr: &str, config: ScpConfig) -> Result<StoreScp> {
+        if config.ae_title.is_empty() || config.ae_title.len() > 16 {
+            return Err(IoError::network(addr, format!("AE title {:?} must be 1–16 characters", config.ae_title)));
+        }
+        std::fs::create_dir_all(&config.storage).map_err(|e| IoError::io(&config.storage, e))?;
+        let listener = TcpListener::bind(addr).map_err(|e| IoError::network(addr, format!("cannot listen: {e}")))?;
+        Ok(StoreScp {
+            listener,
+            config: Arc::new(config),
+            stop: Arc::new(AtomicBool::new(false)),
+            stats: Arc::new(ScpStats::default()),
+            on_stored: None,
+        })
+    }
+
+    /// Calls `f` after each instance is stored (from the association's thread).
+    pub fn on_stored(mut self, f: impl Fn(&StoredInstance) + Send + Sync + 'static) -> Self {
+        self.on_stored = Some(Arc::new(f));
+        self
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener.local_addr().map_err(|e| IoError::network("listener", e))
+    }
+
+    /// Serves until stopped: each association on its own thread.
+    pub fn serve(&self) {
+        let mut workers: Vec<std::thread::JoinHandle<()>> = Vec::new();
+        for conn in self.listener.incoming() {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let Ok(socket) = conn else { continue };
+            let (config, stats, on_stored) = (self.config.clone(), self.stats.clone(), self.on_stored.clone());
+            workers.retain(|w| !w.is_finished());
+            workers.push(std::thread::spawn(move || serve_association(socket, &config, &stats, on_stored.as_deref())));
+        }
+        for w in workers {
+            let _ = w.join();
+        }
+    }
+
+    /// Serves on a thread of its own.
+    pub fn spawn(self) -> Result<ScpHandle> {
+        let addr = self.local_addr()?;
+        let (stop, stats) = (self.stop.clone(), self.stats.clone());
+        let thread = std::thread::spawn(move || self.serve());
+        Ok(ScpHandle { addr, stop, stats, thread: Some(thread) })
+    }
+}
+
+fn serve_association(socket: TcpStream, config: &ScpConfig, stats: &ScpStats, on_stored: Option<&OnStored>) {
+    let peer = socket.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
+    let mut options = ServerAssociationOptions::new()
+        .ae_access_control(Callers { ae: config.ae_title.clone(), allowed: config.accepted_callers.clone() })
+        .ae_title(config.ae_title.as_str())
+        .max_pdu_length(config.max_pdu_length)
+        .read_timeout(config.timeout)
+        .write_timeout(config.timeout)
+        .with_abstract_syntax(VERIFICATION);
+    for class in STORAGE_SOP_CLASSES {
+        options = options.with_abstract_syntax(*class);
+    }
+    for ts in TransferSyntaxRegistry.iter() {
+        if !ts.is_unsupported() {
+            options = options.with_transfer_syntax(ts.uid());
+        }
+    }
+    let mut assoc = match options.establish(socket) {
+        Ok(a) => a,
+        Err(e) => {
+            stats.rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::info!("association from {peer} refused: {e}");
+            return;
+        }
+    };
+    stats.associations.fetch_add(1, Ordering::Relaxed);
+    let calling = dicom_ul::association::Association::peer_ae_title(&assoc).trim().to_string();
+    let contexts: HashMap<u8, (String, String)> = assoc
+        .presentation_contexts()
+        .iter()
+        .map(|p| {
+            (
+                p.id,
+                (
+                    p.abstract_syntax.trim_end_matches('\0').to_string(),
+                    p.transfer_syntax.trim_end_matches('\0').to_string(),
+                ),
+            )
+        })
+        .collect();
+    // The command and data set being received, per presentation context.
+    let mut pending_command: Option<(u8, InMemDicomObject)> = None;
+    let mut cmd_buf: Vec<u8> = Vec::new();
+    let mut data_buf: Vec<u8> = Vec::new();
+    loop {
+        let pdu = match assoc.receive() {
+            Ok(p) => p,
+            Err(e) => {
+                // Malformed PDU, timeout or dropped connection: whatever was half-received is
+                // dropped, nothing is stored, and only this association ends.
+                stats.aborted.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("association with {calling} ({peer}) ended abnormally: {e}");
+                let _ = assoc.abort();
+                return;
+            }
+        };
+        match pdu {
+            Pdu::PData { data } => {
+                for v in data {
+                    let Some((class, ts)) = contexts.get(&v.presentation_context_id) else {
+                        stats.aborted.fetch_add(1, Ordering::Relaxed);
+                        let _ = assoc.abort();
+                        return;
+                    };
+                    match v.value_type {
+                        PDataValueType::Command => {
+                            cmd_buf.extend_from_slice(&v.data);
+                            if !v.is_last {
+                                continue;
+                            }
+                            let cmd = match parse_command(&cmd_buf) {
+                                Ok(c) => c,
+                                Err(e) => {
+                                    stats.aborted.fetch_add(1, Ordering::Relaxed);
+                                    tracing::info!("{calling} ({peer}): {e}");
+                                    let _ = assoc.abort();
+                                    return;
+                                }
+                            };
+                            cmd_buf.clear();
+                            match command_u16(&cmd, tags::COMMAND_FIELD) {
+                                Some(0x0030) => {
+                                    let id = command_u16(&cmd, tags::MESSAGE_ID).unwrap_or(0);
+                                    if assoc.send(&command_pdu(v.presentation_context_id, echo_rsp(id))).is_err() {
+                                        return;
+                                    }
+                                }
+                                Some(0x0001) => {
+                                    data_buf.clear();
+                                    pending_command = Some((v.presentation_context_id, cmd));
+                                }
+                                other => {
+                                    tracing::info!("{calling} ({peer}): unsupported command {other:?}");
+                                    stats.aborted.fetch_add(1, Ordering::Relaxed);
+                                    let _ = assoc.abort();
+                                    return;
+                                }
+                            }
+                        }
+                        PDataValueType::Data => {
+                            data_buf.extend_from_slice(&v.data);
+                            if !v.is_last {
+                                continue;
+                            }
+                            let Some((pc, cmd)) = pending_command.take() else {
+                                stats.aborted.fetch_add(1, Ordering::Relaxed);
+                                let _ = assoc.abort();
+                                return;
+                            };
+                            let id = command_u16(&cmd, tags::MESSAGE_ID).unwrap_or(0);
+                            let cmd_class = text(&cmd, tags::AFFECTED_SOP_CLASS_UID);
+                            let cmd_instance = text(&cmd, tags::AFFECTED_SOP_INSTANCE_UID);
+                            let status = if &cmd_class != class {
+                                status::DATASET_DOES_NOT_MATCH
+                            } else {
+                                match store_instance(config, ts, &cmd_class, &cmd_instance, &data_buf, &calling) {
+                                    Ok((stored, duplicate)) => {
+                                        stats.stored.fetch_add(1, Ordering::Relaxed);
+                                        if duplicate {
+                                            stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                                        }
+                                        if let Some(f) = on_stored {
+                                            f(&stored);
+                                        }
+                                        status::SUCCESS
+                                    }
+                                    Err((code, why)) => {
+                                        stats.refused_instances.fetch_add(1, Ordering::Relaxed);
+                                        tracing::info!("{calling} ({peer}): instance {cmd_instance} not stored: {why}");
+                                        code
+                                    }
+                                }
+                            };
+                            data_buf.clear();
+                            let rsp = store_rsp(id, &cmd_class, &cmd_instance, status);
+                            if assoc.send(&command_pdu(pc, rsp)).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+            Pdu::ReleaseRQ => {
+                let _ = assoc.send(&Pdu::ReleaseRP);
+                return;
+            }
+            Pdu::AbortRQ { .. } => {
+                stats.aborted.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            _ => {
+                stats.aborted.fetch_add(1, Ordering::Relaxed);
+                let _ = assoc.abort();
+                return;
+            }
+        }
+    }
+}
+
+/// Checks a received data set and stores it atomically; Err gives the DIMSE status and why.
+fn store_instance(
+    config: &ScpConfig,
+    ts_uid: &str,
+    class: &str,
+    instance: &str,
+    data: &[u8],
+    calling: &str,
+) -> std::result::Result<(StoredInstance, bool), (u16, String)> {
+    let ts =
+        TransferSyntaxRegistry.get(ts_uid).ok_or((status::CANNOT_UNDERSTAND, format!("transfer syntax {ts_uid}")))?;
+    let obj = InMemDicomObject::read_dataset_with_ts(data, ts)
+        .map_err(|e| (status::CANNOT_UNDERSTAND, format!("data set does not parse: {e}")))?;
+    let ds_instance = text(&obj, tags::SOP_INSTANCE_UID);
+    let ds_class = text(&obj, tags::SOP_CLASS_UID);
+    if ds_instance != instance || ds_class != class {
+        return Err((
+            status::DATASET_DOES_NOT_MATCH,
+            format!(
+                "{} = {ds_instance}, {} = {ds_class} against the command's {instance}, {class}",
+                tag_name(tags::SOP_INSTANCE_UID),
+                tag_name(tags::SOP_CLASS_UID)
+            ),
+        ));
+    }
+    let study = text(&obj, tags::STUDY_INSTANCE_UID);
+    let series = text(&obj, tags::SERIES_INSTANCE_UID);
+    for (what, uid) in
+        [("SOP Instance UID", instance), ("Study Instance UID", &study), ("Series Instance UID", &series)]
+    {
+        if !is_valid_uid(uid) {
+            return Err((status::CANNOT_UNDERSTAND, format!("{what} {uid:?} is not a valid UID")));
+        }
+    }
+    let folder = config.storage.join(&study).join(&series);
+    std::fs::create_dir_all(&folder).map_err(|e| (status::OUT_OF_RESOURCES, format!("{}: {e}", folder.display())))?;
+    let path = folder.join(format!("{instance}.dcm"));
+    let duplicate = path.exists();
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(class)
+        .media_storage_sop_instance_uid(instance)
+        .transfer_syntax(ts_uid)
+        .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
+        .implementation_version_name(IMPLEMENTATION_VERSION_NAME)
+        .build()
+        .map_err(|e| (status::CANNOT_UNDERSTAND, format!("file meta: {e}")))?;
+    write_atomically(&path, |tmp| {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(tmp).map_err(|e| IoError::io(tmp, e))?);
+        f.write_all(&[0u8; 128]).and_then(|_| f.write_all(b"DICM")).map_err(|e| IoError::io(tmp, e))?;
+        meta.write(&mut f).map_err(|e| IoError::format(tmp, "file meta", "", e.to_string()))?;
+        // The data set exactly as received.
+        f.write_all(data).map_err(|e| IoError::io(tmp, e))?;
+        f.flush().map_err(|e| IoError::io(tmp, e))
+    })
+    .map_err(|e| (status::OUT_OF_RESOURCES, e.to_string()))?;
+    // The rename is durable once the folder is synced.
+    if let Ok(dir) = std::fs::File::open(&folder) {
+        let _ = dir.sync_all();
+    }
+    Ok((
+        StoredInstance {
+            path,
+            study_uid: study,
+            series_uid: series,
+            sop_instance_uid: instance.to_string(),
+            calling_ae: calling.to_string(),
+        },
+        duplicate,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_carry_their_group_length() {
+        let c = store_rq(7, "1.2.840.10008.5.1.4.1.1.2", "1.2.3.4");
+        let len = u32::from_le_bytes([c[8], c[9], c[10], c[11]]) as usize;
+        assert_eq!(len, c.len() - 12);
+        let obj = parse_command(&c).unwrap();
+        assert_eq!(command_u16(&obj, tags::COMMAND_FIELD), Some(1));
+        assert_eq!(command_u16(&obj, tags::MESSAGE_ID), Some(7));
+        assert_eq!(text(&obj, tags::AFFECTED_SOP_INSTANCE_UID), "1.2.3.4");
+    }
+
+    #[test]
+    fn peer_addresses_parse_or_explain() {
+        let p = PeerAddress::parse("ORTHANC@127.0.0.1:4242").unwrap();
+        assert_eq!((p.ae_title.as_str(), p.address.as_str()), ("ORTHANC", "127.0.0.1:4242"));
+        assert!(PeerAddress::parse("127.0.0.1:4242").unwrap_err().to_string().contains("AE@host:port"));
+        assert!(PeerAddress::parse("A@host").unwrap_err().to_string().contains("port"));
+        assert!(PeerAddress::parse("WAY_TOO_LONG_AE_TITLE@h:1").is_err());
+    }
+}
