@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use gantry_io::dicom::net::{echo, store_files, PeerAddress, ScpConfig, StoreScp};
+use gantry_io::dicom::net::{echo, store_files, PeerAddress};
 use gantry_io::dicom::{read_series_volume, scan_folder, write_ct_series, DicomSeries, SeriesMeta};
 use std::path::PathBuf;
 
@@ -197,6 +197,10 @@ pub fn run(a: DicomArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct ServeArgs {
+    /// A node configuration (TOML: ae, port, bind, storage, allow, quiet_period_s,
+    /// [destinations], [[rules]]); the other options are ignored when it is given.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// This node's AE title.
     #[arg(long, default_value = "GANTRY")]
     ae: String,
@@ -213,15 +217,20 @@ pub struct ServeArgs {
     allow: Vec<String>,
 }
 
-/// `gantry serve`: a C-ECHO / C-STORE node until interrupted.
+/// `gantry serve`: a C-ECHO / C-STORE node with rules, until interrupted.
 pub fn serve(a: ServeArgs) -> Result<()> {
-    let mut config = ScpConfig::new(&a.ae, &a.storage);
-    config.accepted_callers = a.allow;
-    let addr = format!("{}:{}", a.bind, a.port);
-    let scp = StoreScp::bind(&addr, config)?.on_stored(|s| {
-        eprintln!("stored {} from {}", s.path.display(), s.calling_ae);
-    });
-    eprintln!("{}@{} serving, storing into {}", a.ae, scp.local_addr()?, a.storage.display());
-    scp.serve();
-    Ok(())
+    let config = match &a.config {
+        Some(path) => crate::node::NodeConfig::read(path)?,
+        None => crate::node::NodeConfig {
+            ae: a.ae,
+            port: a.port,
+            bind: a.bind,
+            storage: a.storage,
+            allow: a.allow,
+            quiet_period_s: 10.0,
+            destinations: Default::default(),
+            rules: Vec::new(),
+        },
+    };
+    crate::node::run(config)
 }

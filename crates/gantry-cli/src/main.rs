@@ -6,6 +6,7 @@
 
 mod demo;
 mod dicom;
+mod node;
 mod progress;
 
 use anyhow::{bail, Context, Result};

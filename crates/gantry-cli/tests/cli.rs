@@ -166,3 +166,87 @@ fn serve_then_echo_and_send() {
     let ls = ok(&["dicom", "ls", "store"]);
     assert!(ls.contains("4 images"), "{ls}");
 }
+
+/// Starts `gantry serve` with `args` in `dir`; returns the child and its AE@host:port.
+fn spawn_node(dir: &Path, args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child =
+        gantry().arg("serve").args(args).current_dir(dir).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.split_whitespace().next().unwrap().to_string();
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+#[test]
+fn a_rule_runs_its_pipeline_on_a_complete_series_and_sends_the_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok = |args: &[&str]| {
+        let out = gantry().args(args).current_dir(d).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    ok(&["phantom", "--phantom", "head", "--size", "24,24,5", "--spacing", "8,8,8", "-o", "head.mha"]);
+    ok(&["dicom", "export", "head.mha", "-o", "dcm"]);
+    let (mut pacs, pacs_addr) = spawn_node(d, &["--port", "0", "--ae", "PACS", "--storage", "pacs"]);
+    std::fs::write(
+        d.join("node.toml"),
+        format!(
+            "ae = \"NODE\"\nport = 0\nstorage = \"node\"\nquiet_period_s = 0.5\n[destinations]\npacs = \"{pacs_addr}\"\n\
+             [[rules]]\nname = \"check\"\nmodality = \"CT\"\npipeline = \"copy\"\nsend_to = \"pacs\"\n\
+             [[rules]]\nname = \"never\"\nmodality = \"PT\"\npipeline = \"copy\"\nsend_to = \"pacs\"\n"
+        ),
+    )
+    .unwrap();
+    let (mut node, node_addr) = spawn_node(d, &["--config", "node.toml"]);
+    ok(&["dicom", "send", &node_addr, "dcm"]);
+    // The rule fires after the quiet period; its copy arrives at the PACS.
+    let t = std::time::Instant::now();
+    let mut listing = String::new();
+    while t.elapsed() < std::time::Duration::from_secs(30) {
+        if d.join("pacs").is_dir() {
+            listing = ok(&["dicom", "ls", "pacs"]);
+            if listing.contains("check: copy") && listing.contains("5 images") {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    node.kill().unwrap();
+    pacs.kill().unwrap();
+    let _ = (node.wait(), pacs.wait());
+    assert!(listing.contains("check: copy") && listing.contains("5 images"), "{listing}");
+    let index = json(&d.join("node/index.json"));
+    let series = index.as_object().unwrap();
+    assert_eq!(series.len(), 1, "{index}");
+    let s = series.values().next().unwrap();
+    assert_eq!(s["instances"], 5);
+    assert!(s["results"]["check"].as_str().unwrap().starts_with("sent 5 instances"), "{index}");
+    assert!(s["results"].get("never").is_none(), "a PT rule must not take a CT series: {index}");
+    // What came back is the series it was made from.
+    ok(&["dicom", "import", "pacs", "-o", "back.mha"]);
+    let a = gantry_io::read_volume(&d.join("head.mha")).unwrap();
+    let b = gantry_io::read_volume(&d.join("back.mha")).unwrap();
+    let max = a.data.iter().zip(b.data.iter()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(max <= 0.5 + 1e-3, "max |ΔHU| {max}");
+}
+
+#[test]
+fn a_bad_node_configuration_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("n.toml"),
+        "[destinations]\npacs = \"P@127.0.0.1:1\"\n[[rules]]\nname = \"r\"\npipeline = \"nope\"\nsend_to = \"pacs\"\n",
+    )
+    .unwrap();
+    let out = gantry().args(["serve", "--config", "n.toml"]).current_dir(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("pipeline = \"nope\""), "{e}");
+    std::fs::write(dir.path().join("n.toml"), "quiet_period_s = -1\n").unwrap();
+    let out = gantry().args(["serve", "--config", "n.toml"]).current_dir(dir.path()).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("quiet_period_s = -1"));
+}

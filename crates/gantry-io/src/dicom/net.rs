@@ -421,6 +421,8 @@ pub struct StoredInstance {
     pub study_uid: String,
     pub series_uid: String,
     pub sop_instance_uid: String,
+    pub modality: String,
+    pub series_description: String,
     pub calling_ae: String,
 }
 
@@ -768,6 +770,8 @@ fn store_instance(
             study_uid: study,
             series_uid: series,
             sop_instance_uid: instance.to_string(),
+            modality: text(&obj, tags::MODALITY),
+            series_description: text(&obj, tags::SERIES_DESCRIPTION),
             calling_ae: calling.to_string(),
         },
         duplicate,
