@@ -42,6 +42,9 @@ enum DicomCommand {
         /// Needed when the folder holds more than one.
         #[arg(long)]
         series: Option<String>,
+        /// Write the time of each step as JSON here.
+        #[arg(long)]
+        timing_json: Option<PathBuf>,
     },
     /// Write a volume (HU) as a CT Image Storage series into a folder.
     Export {
@@ -153,11 +156,18 @@ pub fn run(a: DicomArgs) -> Result<()> {
             }
             Ok(())
         }
-        DicomCommand::Import { folder, output, series } => {
+        DicomCommand::Import { folder, output, series, timing_json } => {
+            let t = std::time::Instant::now();
             let scan = scan_folder(&folder)?;
             let s = pick(&scan.series, series.as_deref(), &folder)?;
             let vol = read_series_volume(s)?;
+            let read_s = t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
             gantry_io::write_volume(&output, &vol, &format!("HU from DICOM series {}", s.uid))?;
+            if let Some(p) = timing_json {
+                let j = serde_json::json!({"read_s": read_s, "write_s": t.elapsed().as_secs_f64(), "instances": s.files.len()});
+                gantry_io::atomic::write_bytes(&p, serde_json::to_string_pretty(&j)?.as_bytes())?;
+            }
             let g = &vol.geometry;
             eprintln!(
                 "wrote {} ({}×{}×{} voxels of {:.3}×{:.3}×{:.3} mm) from series {}",
