@@ -10,6 +10,8 @@
 //! - [`Scene`]: anything with line integrals at a time; each view is projected at its own time,
 //!   so moving and time-varying scenes plug in.
 //! - [`Acquisition`]: line integrals → counts with Poisson and electronic noise, seeded.
+//! - [`perfusion`]: CT perfusion ground truth (gamma-variate arterial input, residue functions,
+//!   delayed and dispersed tissue curves from the indicator-dilution model).
 //!
 //! ```
 //! use gantry_core::ScanProtocol;
@@ -22,6 +24,7 @@
 //! ```
 
 pub mod acquisition;
+pub mod perfusion;
 pub mod phantom;
 pub mod shapes;
 
