@@ -447,7 +447,8 @@ pub(crate) fn column_scalar(acc: &mut [f32], col0: &[f32], col1: &[f32], l: &Lan
 /// How many voxels a vector step covers for row slope `rk`: while the row index advances by
 /// less than one row per voxel, eight consecutive voxels read at most nine consecutive rows (two
 /// unaligned 8-wide loads per detector column and a lane permute replace eight gathers); with
-/// 1 <= rk < 7/3 four voxels fit the same way; other slopes go scalar.
+/// 1 <= rk < 7/3 four voxels fit the same way (each half of an 8-lane vector on its own window,
+/// `contribution8_split`); other slopes go scalar.
 fn vector_group(rk: f32) -> usize {
     if (0.0..0.999).contains(&rk) {
         8
@@ -495,6 +496,42 @@ unsafe fn contribution8(
     _mm256_fmadd_ps(fr, _mm256_sub_ps(hi, lo), lo)
 }
 
+/// As `contribution8`, for row slopes from 1 to 7/3: each half of the vector (four voxels, at
+/// most eight rows apart) looks up its own eight-row window, and a blend joins the halves, so
+/// eight voxels share one pass of the arithmetic. Bases are clamped to `n − 9`, so any `r` is
+/// memory-safe.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn contribution8_split(
+    col0: &[f32],
+    col1: &[f32],
+    r: std::arch::x86_64::__m256,
+    w0: std::arch::x86_64::__m256,
+    w1: std::arch::x86_64::__m256,
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let n = col0.len().min(col1.len());
+    let ri = _mm256_cvttps_epi32(r);
+    let fr = _mm256_sub_ps(r, _mm256_cvtepi32_ps(ri));
+    let top = n as i32 - 9;
+    let ba = _mm256_cvtsi256_si32(ri).clamp(0, top);
+    let bb = _mm256_extract_epi32::<4>(ri).clamp(0, top);
+    let idx = _mm256_sub_epi32(ri, _mm256_setr_epi32(ba, ba, ba, ba, bb, bb, bb, bb));
+    let (pa, pb) = (ba as usize, bb as usize);
+    // SAFETY: n >= 10 (checked by the callers) and both bases + 9 <= n <= both lengths.
+    let look = |p: *const f32, off: usize| unsafe {
+        let lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(p.add(pa + off)), idx);
+        let hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(p.add(pb + off)), idx);
+        _mm256_blend_ps::<0xF0>(lo, hi)
+    };
+    let (a_lo, a_hi) = (look(col0.as_ptr(), 0), look(col0.as_ptr(), 1));
+    let (b_lo, b_hi) = (look(col1.as_ptr(), 0), look(col1.as_ptr(), 1));
+    let lo = _mm256_fmadd_ps(w1, b_lo, _mm256_mul_ps(w0, a_lo));
+    let hi = _mm256_fmadd_ps(w1, b_hi, _mm256_mul_ps(w0, a_hi));
+    _mm256_fmadd_ps(fr, _mm256_sub_ps(hi, lo), lo)
+}
+
 /// Adds `v` (8 lanes, of which the first `group` count) to `acc[k..]`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
@@ -519,10 +556,11 @@ unsafe fn add_group(acc: &mut [f32], k: usize, group: usize, v: std::arch::x86_6
 #[target_feature(enable = "avx2,fma")]
 unsafe fn column_avx2(acc: &mut [f32], col0: &[f32], col1: &[f32], l: &Lane) {
     use std::arch::x86_64::*;
-    let group = vector_group(l.rk);
-    if group == 0 || col0.len().min(col1.len()) < 10 {
+    let split = vector_group(l.rk) == 4;
+    if vector_group(l.rk) == 0 || col0.len().min(col1.len()) < 10 {
         return column_scalar(acc, col0, col1, l, 0);
     }
+    let group = 8;
     let (w0, w1) = (_mm256_set1_ps(l.w0), _mm256_set1_ps(l.w1));
     let step = _mm256_set1_ps(l.rk * group as f32);
     let mut r = _mm256_fmadd_ps(
@@ -533,7 +571,11 @@ unsafe fn column_avx2(acc: &mut [f32], col0: &[f32], col1: &[f32], l: &Lane) {
     let mut k = 0usize;
     while k + group <= acc.len() {
         // SAFETY: AVX2 and FMA are enabled for this function; k + group <= acc.len().
-        unsafe { add_group(acc, k, group, contribution8(col0, col1, r, w0, w1)) };
+        unsafe {
+            let c =
+                if split { contribution8_split(col0, col1, r, w0, w1) } else { contribution8(col0, col1, r, w0, w1) };
+            add_group(acc, k, group, c)
+        };
         r = _mm256_add_ps(r, step);
         k += group;
     }
@@ -546,15 +588,17 @@ unsafe fn column_avx2(acc: &mut [f32], col0: &[f32], col1: &[f32], l: &Lane) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn column_n_avx2<const N: usize>(acc: &mut [f32], views: [(&[f32], &[f32], &Lane); N]) {
     use std::arch::x86_64::*;
-    let group = views.iter().map(|v| vector_group(v.2.rk)).min().unwrap_or(0);
+    let smallest = views.iter().map(|v| vector_group(v.2.rk)).min().unwrap_or(0);
     let short = views.iter().any(|v| v.0.len().min(v.1.len()) < 10);
-    if group == 0 || short {
+    if smallest == 0 || short {
         for v in views {
             // SAFETY: AVX2 and FMA are enabled for this function.
             unsafe { column_avx2(acc, v.0, v.1, v.2) };
         }
         return;
     }
+    let split: [bool; N] = std::array::from_fn(|i| vector_group(views[i].2.rk) == 4);
+    let group = 8;
     let lanes = _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0);
     let w0: [__m256; N] = std::array::from_fn(|i| _mm256_set1_ps(views[i].2.w0));
     let w1: [__m256; N] = std::array::from_fn(|i| _mm256_set1_ps(views[i].2.w1));
@@ -565,8 +609,16 @@ unsafe fn column_n_avx2<const N: usize>(acc: &mut [f32], views: [(&[f32], &[f32]
     while k + group <= acc.len() {
         let mut v = _mm256_setzero_ps();
         for i in 0..N {
+            let (c0, c1) = (views[i].0, views[i].1);
             // SAFETY: AVX2 and FMA are enabled for this function.
-            v = _mm256_add_ps(v, unsafe { contribution8(views[i].0, views[i].1, r[i], w0[i], w1[i]) });
+            let c = unsafe {
+                if split[i] {
+                    contribution8_split(c0, c1, r[i], w0[i], w1[i])
+                } else {
+                    contribution8(c0, c1, r[i], w0[i], w1[i])
+                }
+            };
+            v = _mm256_add_ps(v, c);
             r[i] = _mm256_add_ps(r[i], step[i]);
         }
         // SAFETY: AVX2 and FMA are enabled; k + group <= acc.len().
