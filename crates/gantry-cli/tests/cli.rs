@@ -10,6 +10,13 @@ fn gantry() -> Command {
     c
 }
 
+/// Runs `gantry ARGS` in `dir`; its stdout, or a failure with its stderr.
+fn run_ok(dir: &Path, args: &[&str]) -> String {
+    let out = gantry().args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -105,11 +112,7 @@ fn bad_input_is_a_clear_error() {
 fn dicom_export_then_import_gives_back_the_volume() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ok = |args: &[&str]| {
-        let out = gantry().args(args).current_dir(d).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let ok = |args: &[&str]| run_ok(d, args);
     ok(&["phantom", "--phantom", "head", "--size", "48,40,6", "--spacing", "4,4,5", "-o", "head.mha"]);
     ok(&["dicom", "export", "head.mha", "-o", "a", "--patient-id", "P42", "--seed", "1"]);
     ok(&["dicom", "export", "head.mha", "-o", "b", "--from", "a", "--series-description", "copy", "--seed", "2"]);
@@ -136,11 +139,7 @@ fn serve_then_echo_and_send() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ok = |args: &[&str]| {
-        let out = gantry().args(args).current_dir(d).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let ok = |args: &[&str]| run_ok(d, args);
     ok(&["phantom", "--phantom", "head", "--size", "24,24,4", "--spacing", "8,8,8", "-o", "head.mha"]);
     ok(&["dicom", "export", "head.mha", "-o", "dcm"]);
     let mut server = gantry()
@@ -184,11 +183,7 @@ fn spawn_node(dir: &Path, args: &[&str]) -> (std::process::Child, String) {
 fn a_rule_runs_its_pipeline_on_a_complete_series_and_sends_the_results() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ok = |args: &[&str]| {
-        let out = gantry().args(args).current_dir(d).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let ok = |args: &[&str]| run_ok(d, args);
     ok(&["phantom", "--phantom", "head", "--size", "24,24,5", "--spacing", "8,8,8", "-o", "head.mha"]);
     ok(&["dicom", "export", "head.mha", "-o", "dcm"]);
     let (mut pacs, pacs_addr) = spawn_node(d, &["--port", "0", "--ae", "PACS", "--storage", "pacs"]);

@@ -12,20 +12,8 @@ use ndarray::Array3;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn require_peers() -> bool {
-    std::env::var("GANTRY_REQUIRE_PEERS").is_ok_and(|v| v == "1")
-}
-
-/// The path of a peer program, or None (with a message) when absent and not required.
-fn peer(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()));
-    if found.is_none() {
-        assert!(!require_peers(), "{name} is required (GANTRY_REQUIRE_PEERS=1) but not installed");
-        eprintln!("skipping: {name} is not installed");
-    }
-    found
-}
+mod common;
+use common::{peer, require_peers};
 
 /// A Python with pydicom and numpy: $GANTRY_PYTHON, /opt/gantry-py/bin/python or python3.
 fn pydicom_python() -> Option<PathBuf> {
@@ -131,6 +119,13 @@ fn derived_series_copies_patient_and_study() {
     assert_eq!(b.description, "CBF map");
 }
 
+/// Removes one element from a written file, in place.
+fn remove(path: &Path, tag: dicom_core::Tag) {
+    let mut obj = dicom_object::open_file(path).unwrap();
+    obj.remove_element(tag);
+    obj.write_to_file(path).unwrap();
+}
+
 /// Rewrites one element of a written file in place.
 fn edit(path: &Path, elem: DataElement<dicom_object::InMemDicomObject>) {
     let mut obj = dicom_object::open_file(path).unwrap();
@@ -218,9 +213,7 @@ fn damaged_series_are_errors_that_name_file_attribute_and_value() {
     // Missing position; not-a-number spacing.
     let dir = tempfile::tempdir().unwrap();
     let paths = write_ct_series(dir.path(), &vol, &meta(11)).unwrap();
-    let mut obj = dicom_object::open_file(&paths[1]).unwrap();
-    obj.remove_element(tags::IMAGE_POSITION_PATIENT);
-    obj.write_to_file(&paths[1]).unwrap();
+    remove(&paths[1], tags::IMAGE_POSITION_PATIENT);
     let e = read_err(dir.path());
     assert!(e.contains("ImagePositionPatient (0020,0032) = (absent)") && e.contains("CT00002.dcm"), "{e}");
     std::fs::remove_file(&paths[1]).unwrap();
@@ -238,9 +231,7 @@ fn damaged_series_are_errors_that_name_file_attribute_and_value() {
     // Missing pixel data.
     let dir = tempfile::tempdir().unwrap();
     let paths = write_ct_series(dir.path(), &vol, &meta(12)).unwrap();
-    let mut obj = dicom_object::open_file(&paths[0]).unwrap();
-    obj.remove_element(tags::PIXEL_DATA);
-    obj.write_to_file(&paths[0]).unwrap();
+    remove(&paths[0], tags::PIXEL_DATA);
     let e = read_err(dir.path());
     assert!(e.contains("PixelData (7FE0,0010) = (absent)"), "{e}");
 

@@ -14,6 +14,9 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::peer;
+
 fn volume(nx: usize, nz: usize, offset: f32) -> Volume {
     let g = VolumeGeometry::centered([nx, nx, nz], [0.8, 0.8, 1.25], [0.0; 3]).unwrap();
     let data =
@@ -228,23 +231,9 @@ fn eight_concurrent_associations_of_200_instances_lose_and_double_nothing() {
     scp.stop();
 }
 
-fn require_peers() -> bool {
-    std::env::var("GANTRY_REQUIRE_PEERS").is_ok_and(|v| v == "1")
-}
-
-fn peer_tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()));
-    if found.is_none() {
-        assert!(!require_peers(), "{name} is required (GANTRY_REQUIRE_PEERS=1) but not installed");
-        eprintln!("skipping: {name} is not installed");
-    }
-    found
-}
-
 #[test]
 fn dcmtk_echoscu_and_storescu_talk_to_the_node() {
-    let (Some(echoscu), Some(storescu)) = (peer_tool("echoscu"), peer_tool("storescu")) else { return };
+    let (Some(echoscu), Some(storescu)) = (peer("echoscu"), peer("storescu")) else { return };
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join("s");
     let (scp, peer) = start(&storage, |_| {});

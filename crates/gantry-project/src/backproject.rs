@@ -491,9 +491,7 @@ unsafe fn contribution8(
             _mm256_permutevar8x32_ps(_mm256_loadu_ps(p1.add(1)), idx),
         )
     };
-    let lo = _mm256_fmadd_ps(w1, b_lo, _mm256_mul_ps(w0, a_lo));
-    let hi = _mm256_fmadd_ps(w1, b_hi, _mm256_mul_ps(w0, a_hi));
-    _mm256_fmadd_ps(fr, _mm256_sub_ps(hi, lo), lo)
+    bilinear([a_lo, a_hi, b_lo, b_hi], fr, w0, w1)
 }
 
 /// As `contribution8`, for row slopes from 1 to 7/3: each half of the vector (four voxels, at
@@ -527,6 +525,21 @@ unsafe fn contribution8_split(
     };
     let (a_lo, a_hi) = (look(col0.as_ptr(), 0), look(col0.as_ptr(), 1));
     let (b_lo, b_hi) = (look(col1.as_ptr(), 0), look(col1.as_ptr(), 1));
+    bilinear([a_lo, a_hi, b_lo, b_hi], fr, w0, w1)
+}
+
+/// w0·column 0 + w1·column 1 (each at rows ⌊r⌋ and ⌊r⌋ + 1), linearly interpolated at the
+/// row fraction `fr`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn bilinear(
+    [a_lo, a_hi, b_lo, b_hi]: [std::arch::x86_64::__m256; 4],
+    fr: std::arch::x86_64::__m256,
+    w0: std::arch::x86_64::__m256,
+    w1: std::arch::x86_64::__m256,
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
     let lo = _mm256_fmadd_ps(w1, b_lo, _mm256_mul_ps(w0, a_lo));
     let hi = _mm256_fmadd_ps(w1, b_hi, _mm256_mul_ps(w0, a_hi));
     _mm256_fmadd_ps(fr, _mm256_sub_ps(hi, lo), lo)
