@@ -305,10 +305,28 @@ fn read_file(path: &Path) -> Result<Vec<Slice>> {
     let decoded = obj
         .decode_pixel_data()
         .map_err(|e| IoError::format(path, tag_name(tags::PIXEL_DATA), "", format!("cannot be decoded: {e}")))?;
-    let raw = decoded
-        .to_ndarray_with_options::<f32>(&ConvertOptions::new().with_modality_lut(ModalityLutOption::None))
-        .map_err(|e| IoError::format(path, tag_name(tags::PIXEL_DATA), "", format!("cannot be converted: {e}")))?;
-    let shape = raw.shape().to_vec(); // [frames, rows, cols, samples]
+    // Full 16-bit samples convert straight from the decoded bytes (host order) in the rescale
+    // pass below; anything else (8 or 32 bits, fewer bits stored than allocated) through
+    // dicom-pixeldata's conversion.
+    let direct16 = decoded.bits_allocated() == 16 && decoded.bits_stored() == 16 && decoded.samples_per_pixel() == 1;
+    let signed = decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
+    let (shape, generic) = if direct16 {
+        let shape = vec![decoded.number_of_frames() as usize, decoded.rows() as usize, decoded.columns() as usize, 1];
+        if decoded.data().len() < shape.iter().product::<usize>() * 2 {
+            return Err(IoError::format(
+                path,
+                tag_name(tags::PIXEL_DATA),
+                format!("{} bytes", decoded.data().len()),
+                format!("{} frames of {}×{} 16-bit samples need more: truncated", shape[0], shape[1], shape[2]),
+            ));
+        }
+        (shape, None)
+    } else {
+        let raw = decoded
+            .to_ndarray_with_options::<f32>(&ConvertOptions::new().with_modality_lut(ModalityLutOption::None))
+            .map_err(|e| IoError::format(path, tag_name(tags::PIXEL_DATA), "", format!("cannot be converted: {e}")))?;
+        (raw.shape().to_vec(), Some(raw.as_standard_layout().into_owned()))
+    };
     if shape[0] != n_frames {
         return Err(IoError::format(
             path,
@@ -319,8 +337,8 @@ fn read_file(path: &Path) -> Result<Vec<Slice>> {
     }
     let (rows, cols) = (shape[1], shape[2]);
     let per_frame = rows * cols;
-    let raw = raw.as_standard_layout();
-    let raw = raw.as_slice().unwrap_or_default();
+    let bytes = decoded.data();
+    let generic = generic.as_ref().and_then(|a| a.as_slice());
     let mut out = Vec::with_capacity(n_frames);
     for f in 0..n_frames {
         let fi = multi.then_some(f);
@@ -362,8 +380,18 @@ fn read_file(path: &Path) -> Result<Vec<Slice>> {
         } else {
             acquisition_time(&obj)
         };
-        let values: Vec<f32> =
-            raw[f * per_frame..(f + 1) * per_frame].iter().map(|&v| (v as f64 * slope + intercept) as f32).collect();
+        let range = f * per_frame..(f + 1) * per_frame;
+        let rescale = |v: f64| (v * slope + intercept) as f32;
+        let values: Vec<f32> = match generic {
+            Some(raw) => raw[range].iter().map(|&v| rescale(v as f64)).collect(),
+            None => bytes[range.start * 2..range.end * 2]
+                .chunks_exact(2)
+                .map(|b| {
+                    let b = [b[0], b[1]];
+                    rescale(if signed { i16::from_ne_bytes(b) as f64 } else { u16::from_ne_bytes(b) as f64 })
+                })
+                .collect(),
+        };
         out.push(Slice {
             path: name.clone(),
             rows,
