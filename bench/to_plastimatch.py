@@ -12,19 +12,8 @@ written as P = [u/pu, −u·s/pu; v/pv, −v·s/pv; w/SDD, −w·s/SDD]. Flat de
 import os, sys, tomllib
 import numpy as np
 
-
-def read_mha(path):
-    header = {}
-    with open(path, "rb") as f:
-        while True:
-            line = f.readline().decode()
-            k, v = [t.strip() for t in line.split("=", 1)]
-            header[k] = v
-            if k == "ElementDataFile":
-                break
-        dims = [int(t) for t in header["DimSize"].split()]
-        data = np.fromfile(f, dtype="<f4", count=int(np.prod(dims)))
-    return data.reshape(dims[::-1])  # [view][row][col]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fdk_vs_rtk import read_mha  # noqa: E402  (MetaImage [z][y][x]: here [view][row][col])
 
 
 def main():

@@ -203,10 +203,10 @@ pub fn run(config: NodeConfig) -> Result<()> {
             pending: false,
             results: BTreeMap::new(),
         });
-        // Count distinct files: a resent instance replaces, it does not add.
-        e.instances = std::fs::read_dir(&e.folder)
-            .map(|r| r.filter_map(|x| x.ok()).filter(|x| x.path().extension().is_some_and(|x| x == "dcm")).count())
-            .unwrap_or(e.instances + 1);
+        // A resent instance replaces its copy, it does not add one.
+        if !s.replaced {
+            e.instances += 1;
+        }
         e.last_received = Some(Instant::now());
         e.pending = true;
     });

@@ -133,12 +133,13 @@ fn edit(path: &Path, elem: DataElement<dicom_object::InMemDicomObject>) {
     obj.write_to_file(path).unwrap();
 }
 
+/// A DS element with these values.
+fn ds<S: ToString>(tag: dicom_core::Tag, values: &[S]) -> DataElement<dicom_object::InMemDicomObject> {
+    DataElement::new(tag, VR::DS, PrimitiveValue::Strs(values.iter().map(|v| v.to_string()).collect()))
+}
+
 fn ipp(p: [f64; 3]) -> DataElement<dicom_object::InMemDicomObject> {
-    DataElement::new(
-        tags::IMAGE_POSITION_PATIENT,
-        VR::DS,
-        PrimitiveValue::Strs(p.iter().map(|x| format!("{x:.4}")).collect()),
-    )
+    ds(tags::IMAGE_POSITION_PATIENT, &p.map(|x| format!("{x:.4}")))
 }
 
 fn read_err(dir: &Path) -> String {
@@ -199,14 +200,7 @@ fn damaged_series_are_errors_that_name_file_attribute_and_value() {
     // Orientation differs.
     let dir = tempfile::tempdir().unwrap();
     let paths = write_ct_series(dir.path(), &vol, &meta(10)).unwrap();
-    edit(
-        &paths[2],
-        DataElement::new(
-            tags::IMAGE_ORIENTATION_PATIENT,
-            VR::DS,
-            PrimitiveValue::Strs(["1", "0", "0", "0", "1", "0"].map(String::from).into_iter().collect()),
-        ),
-    );
+    edit(&paths[2], ds(tags::IMAGE_ORIENTATION_PATIENT, &["1", "0", "0", "0", "1", "0"]));
     let e = read_err(dir.path());
     assert!(e.contains("ImageOrientationPatient") && e.contains("CT00003.dcm"), "{e}");
 
@@ -217,14 +211,7 @@ fn damaged_series_are_errors_that_name_file_attribute_and_value() {
     let e = read_err(dir.path());
     assert!(e.contains("ImagePositionPatient (0020,0032) = (absent)") && e.contains("CT00002.dcm"), "{e}");
     std::fs::remove_file(&paths[1]).unwrap();
-    edit(
-        &paths[2],
-        DataElement::new(
-            tags::PIXEL_SPACING,
-            VR::DS,
-            PrimitiveValue::Strs(["0.9", "abc"].map(String::from).into_iter().collect()),
-        ),
-    );
+    edit(&paths[2], ds(tags::PIXEL_SPACING, &["0.9", "abc"]));
     let e = read_err(dir.path());
     assert!(e.contains("PixelSpacing") && e.contains("abc"), "{e}");
 

@@ -17,7 +17,7 @@ use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
 use dicom_object::mem::InMemDicomObject;
-use dicom_object::{FileMetaTableBuilder, OpenFileOptions};
+use dicom_object::FileMetaTableBuilder;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use dicom_ul::association::server::AccessControl;
 use dicom_ul::pdu::{AssociationRJServiceUserReason, PDataValue, PDataValueType, UserIdentity};
@@ -267,10 +267,7 @@ pub fn store_files(peer: &PeerAddress, calling_ae: &str, files: &[PathBuf]) -> R
     }
     let mut items = Vec::with_capacity(files.len());
     for p in files {
-        let obj = OpenFileOptions::new()
-            .read_until(tags::PIXEL_DATA)
-            .open_file(p)
-            .map_err(|e| IoError::format(p, "DICOM file", "", format!("cannot be read: {e}")))?;
+        let obj = super::read::open_header(p)?;
         let meta = obj.meta();
         items.push(Item {
             path: p.clone(),
@@ -424,6 +421,8 @@ pub struct StoredInstance {
     pub modality: String,
     pub series_description: String,
     pub calling_ae: String,
+    /// A copy of this instance was already stored and has been replaced.
+    pub replaced: bool,
 }
 
 type OnStored = dyn Fn(&StoredInstance) + Send + Sync;
@@ -661,23 +660,9 @@ fn serve_association(socket: TcpStream, config: &ScpConfig, stats: &ScpStats, on
                             let status = if &cmd_class != class {
                                 status::DATASET_DOES_NOT_MATCH
                             } else {
-                                match store_instance(config, ts, &cmd_class, &cmd_instance, &data_buf, &calling) {
-                                    Ok((stored, duplicate)) => {
-                                        stats.stored.fetch_add(1, Ordering::Relaxed);
-                                        if duplicate {
-                                            stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                                        }
-                                        if let Some(f) = on_stored {
-                                            f(&stored);
-                                        }
-                                        status::SUCCESS
-                                    }
-                                    Err((code, why)) => {
-                                        stats.refused_instances.fetch_add(1, Ordering::Relaxed);
-                                        tracing::info!("{calling} ({peer}): instance {cmd_instance} not stored: {why}");
-                                        code
-                                    }
-                                }
+                                let received =
+                                    Received { ts, class: &cmd_class, instance: &cmd_instance, data: &data_buf };
+                                receive_instance(config, stats, on_stored, &received, &calling, &peer)
                             };
                             data_buf.clear();
                             let rsp = store_rsp(id, &cmd_class, &cmd_instance, status);
@@ -705,15 +690,49 @@ fn serve_association(socket: TcpStream, config: &ScpConfig, stats: &ScpStats, on
     }
 }
 
+/// A complete C-STORE request: the data set as received and what its command says.
+struct Received<'a> {
+    ts: &'a str,
+    class: &'a str,
+    instance: &'a str,
+    data: &'a [u8],
+}
+
+/// Stores a received instance, counts it and tells `on_stored`; returns the DIMSE status.
+fn receive_instance(
+    config: &ScpConfig,
+    stats: &ScpStats,
+    on_stored: Option<&OnStored>,
+    r: &Received,
+    calling: &str,
+    peer: &str,
+) -> u16 {
+    match store_instance(config, r, calling) {
+        Ok(stored) => {
+            stats.stored.fetch_add(1, Ordering::Relaxed);
+            if stored.replaced {
+                stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(f) = on_stored {
+                f(&stored);
+            }
+            status::SUCCESS
+        }
+        Err((code, why)) => {
+            stats.refused_instances.fetch_add(1, Ordering::Relaxed);
+            tracing::info!("{calling} ({peer}): instance {} not stored: {why}", r.instance);
+            code
+        }
+    }
+}
+
 /// Checks a received data set and stores it atomically; Err gives the DIMSE status and why.
 fn store_instance(
     config: &ScpConfig,
-    ts_uid: &str,
-    class: &str,
-    instance: &str,
-    data: &[u8],
+    r: &Received,
     calling: &str,
-) -> std::result::Result<(StoredInstance, bool), (u16, String)> {
+) -> std::result::Result<StoredInstance, (u16, String)> {
+    let Received { ts: ts_uid, class, instance, data } = *r;
     let ts =
         TransferSyntaxRegistry.get(ts_uid).ok_or((status::CANNOT_UNDERSTAND, format!("transfer syntax {ts_uid}")))?;
     let obj = InMemDicomObject::read_dataset_with_ts(data, ts)
@@ -764,18 +783,16 @@ fn store_instance(
     if let Ok(dir) = std::fs::File::open(&folder) {
         let _ = dir.sync_all();
     }
-    Ok((
-        StoredInstance {
-            path,
-            study_uid: study,
-            series_uid: series,
-            sop_instance_uid: instance.to_string(),
-            modality: text(&obj, tags::MODALITY),
-            series_description: text(&obj, tags::SERIES_DESCRIPTION),
-            calling_ae: calling.to_string(),
-        },
-        duplicate,
-    ))
+    Ok(StoredInstance {
+        path,
+        study_uid: study,
+        series_uid: series,
+        sop_instance_uid: instance.to_string(),
+        modality: text(&obj, tags::MODALITY),
+        series_description: text(&obj, tags::SERIES_DESCRIPTION),
+        calling_ae: calling.to_string(),
+        replaced: duplicate,
+    })
 }
 
 #[cfg(test)]

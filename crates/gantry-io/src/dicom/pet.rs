@@ -3,12 +3,11 @@
 //! dose, half-life and injection time from the Radiopharmaceutical Information Sequence; scan
 //! time from Series Date/Time unless that is after the acquisition).
 
-use super::read::{date_time_value, parse_da, parse_tm, DicomSeries};
+use super::read::{date_time_value, open_header, parse_da, parse_tm, DicomSeries};
 use super::{first_number, tag_name, text};
 use crate::error::{IoError, Result};
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
-use dicom_object::OpenFileOptions;
 use std::path::PathBuf;
 
 /// The SUV-relevant attributes of a PET series, times in seconds since 1970 (UTC-naive).
@@ -36,10 +35,7 @@ fn date_time(date: &str, time: &str) -> Option<f64> {
 /// Reads the SUV attributes of a PET series (from its first image).
 pub fn read_pet_suv_info(series: &DicomSeries) -> Result<PetSuvInfo> {
     let file = series.files.first().cloned().unwrap_or_default();
-    let obj = OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(&file)
-        .map_err(|e| IoError::format(&file, "DICOM data set", "", format!("cannot be parsed: {e}")))?;
+    let obj = open_header(&file)?;
     let modality = text(&obj, tags::MODALITY);
     if modality != "PT" {
         return Err(IoError::format(&file, tag_name(tags::MODALITY), modality, "SUV needs a PET (PT) series"));

@@ -105,7 +105,8 @@ fn required(obj: &InMemDicomObject, tag: Tag, n: usize, path: &Path) -> Result<V
     }
 }
 
-fn open_header(path: &Path) -> Result<DefaultDicomObject> {
+/// A file's meta information and data set up to (not including) its pixel data.
+pub(crate) fn open_header(path: &Path) -> Result<DefaultDicomObject> {
     OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
@@ -339,6 +340,9 @@ fn read_file(path: &Path) -> Result<Vec<Slice>> {
     let per_frame = rows * cols;
     let bytes = decoded.data();
     let generic = generic.as_ref().and_then(|a| a.as_slice());
+    // What the whole image says, for every frame.
+    let tilt_deg = numbers(&obj, tags::GANTRY_DETECTOR_TILT, path)?.map(|v| v[0]);
+    let image_time = acquisition_time(&obj);
     let mut out = Vec::with_capacity(n_frames);
     for f in 0..n_frames {
         let fi = multi.then_some(f);
@@ -378,7 +382,7 @@ fn read_file(path: &Path) -> Result<Vec<Slice>> {
         let time_s = if multi && frame_time.get(tags::FRAME_ACQUISITION_DATE_TIME).is_some() {
             date_time_value(&text(frame_time, tags::FRAME_ACQUISITION_DATE_TIME))
         } else {
-            acquisition_time(&obj)
+            image_time
         };
         let range = f * per_frame..(f + 1) * per_frame;
         let rescale = |v: f64| (v * slope + intercept) as f32;
@@ -400,7 +404,7 @@ fn read_file(path: &Path) -> Result<Vec<Slice>> {
             orientation: std::array::from_fn(|i| orientation[i]),
             spacing: [spacing[0], spacing[1]],
             thickness: thickness.map(|v| v[0]),
-            tilt_deg: numbers(&obj, tags::GANTRY_DETECTOR_TILT, &name)?.map(|v| v[0]),
+            tilt_deg,
             time_s,
             values,
         });

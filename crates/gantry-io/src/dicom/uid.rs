@@ -30,6 +30,15 @@ impl UidGenerator {
         UidGenerator { rng: ChaCha8Rng::seed_from_u64(seed) }
     }
 
+    /// `given` when it is set, else the next UID.
+    pub fn given_or_new(&mut self, given: &str) -> String {
+        if given.is_empty() {
+            self.next_uid()
+        } else {
+            given.to_string()
+        }
+    }
+
     /// The next UID. The number has its top bit cleared as a UUID's variant bits would leave
     /// it, and is never zero, so the UID is at most 44 characters (the limit is 64).
     pub fn next_uid(&mut self) -> String {

@@ -182,12 +182,30 @@ fn date_time_at(unix_s: f64, fraction: bool) -> (String, String) {
     (format!("{y:04}{m:02}{d:02}"), if fraction { format!("{hms}.{micros:06}") } else { hms })
 }
 
-fn now_date_time() -> (String, String) {
-    date_time_at(unix_now(), false)
+/// What every object of one written series shares: the UID generator, the study and series
+/// UIDs (given or new) and the moment of writing (one date and time for the whole series).
+struct SeriesStart {
+    uids: UidGenerator,
+    study_uid: String,
+    series_uid: String,
+    unix_s: f64,
+    date: String,
+    time: String,
+}
+
+impl SeriesStart {
+    fn new(meta: &SeriesMeta) -> SeriesStart {
+        let mut uids = meta.uid_seed.map(UidGenerator::seeded).unwrap_or_else(UidGenerator::random);
+        let study_uid = uids.given_or_new(&meta.patient_study.study_instance_uid);
+        let series_uid = uids.given_or_new(&meta.series_instance_uid);
+        let unix_s = unix_now();
+        let (date, time) = date_time_at(unix_s, false);
+        SeriesStart { uids, study_uid, series_uid, unix_s, date, time }
+    }
 }
 
 /// Patient, General Study, General Series (common part) and SOP Common attributes.
-fn common(e: &mut Elements, meta: &SeriesMeta, study_uid: &str, series_uid: &str, modality: &str) {
+fn common(e: &mut Elements, meta: &SeriesMeta, start: &SeriesStart, modality: &str) {
     let p = &meta.patient_study;
     let all = [
         &p.patient_name,
@@ -205,21 +223,20 @@ fn common(e: &mut Elements, meta: &SeriesMeta, study_uid: &str, series_uid: &str
     e.str(tags::PATIENT_ID, VR::LO, p.patient_id.clone());
     e.str(tags::PATIENT_BIRTH_DATE, VR::DA, p.patient_birth_date.clone());
     e.str(tags::PATIENT_SEX, VR::CS, p.patient_sex.clone());
-    e.str(tags::STUDY_INSTANCE_UID, VR::UI, study_uid);
+    e.str(tags::STUDY_INSTANCE_UID, VR::UI, start.study_uid.clone());
     // Study date, time and ID are type 2, but archives and DICOMDIRs need them: today's date
     // and time and "1" stand in for a study that does not say.
-    let (today, now) = now_date_time();
-    let or = |v: &str, d: String| if v.is_empty() { d } else { v.to_string() };
-    e.str(tags::STUDY_DATE, VR::DA, or(&p.study_date, today));
-    e.str(tags::STUDY_TIME, VR::TM, or(&p.study_time, now));
+    let or = |v: &str, d: &str| if v.is_empty() { d.to_string() } else { v.to_string() };
+    e.str(tags::STUDY_DATE, VR::DA, or(&p.study_date, &start.date));
+    e.str(tags::STUDY_TIME, VR::TM, or(&p.study_time, &start.time));
     e.str(tags::REFERRING_PHYSICIAN_NAME, VR::PN, p.referring_physician_name.clone());
-    e.str(tags::STUDY_ID, VR::SH, or(&p.study_id, "1".into()));
+    e.str(tags::STUDY_ID, VR::SH, or(&p.study_id, "1"));
     e.str(tags::ACCESSION_NUMBER, VR::SH, p.accession_number.clone());
     if !p.study_description.is_empty() {
         e.str(tags::STUDY_DESCRIPTION, VR::LO, p.study_description.clone());
     }
     e.str(tags::MODALITY, VR::CS, modality);
-    e.str(tags::SERIES_INSTANCE_UID, VR::UI, series_uid);
+    e.str(tags::SERIES_INSTANCE_UID, VR::UI, start.series_uid.clone());
     e.str(tags::SERIES_NUMBER, VR::IS, meta.series_number.to_string());
     if !meta.series_description.is_empty() {
         e.str(tags::SERIES_DESCRIPTION, VR::LO, meta.series_description.clone());
@@ -305,13 +322,8 @@ fn write_ct_frames(
         ));
     }
     std::fs::create_dir_all(folder).map_err(|e| IoError::io(folder, e))?;
-    let mut uids = meta.uid_seed.map(UidGenerator::seeded).unwrap_or_else(UidGenerator::random);
-    let or_new = |s: &str, u: &mut UidGenerator| if s.is_empty() { u.next_uid() } else { s.to_string() };
-    let study_uid = or_new(&meta.patient_study.study_instance_uid, &mut uids);
-    let series_uid = or_new(&meta.series_instance_uid, &mut uids);
-    let for_uid = or_new(&meta.frame_of_reference_uid, &mut uids);
-    let (date, time) = now_date_time();
-    let start = unix_now();
+    let mut start = SeriesStart::new(meta);
+    let for_uid = start.uids.given_or_new(&meta.frame_of_reference_uid);
     let (lo, hi) =
         frames.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v as f64), b.max(v as f64)));
     let (slope, intercept) = if lo.is_finite() { rescale_for(lo, hi) } else { (1.0, 0.0) };
@@ -328,17 +340,17 @@ fn write_ct_frames(
     let mut paths = Vec::with_capacity(n_frames * nz);
     for (t, k) in (0..n_frames).flat_map(|t| (0..nz).map(move |k| (t, k))) {
         let instance = t * nz + k + 1;
-        let sop_uid = uids.next_uid();
+        let sop_uid = start.uids.next_uid();
         let ipp = g.position_mm(0.0, 0.0, k as f64);
         let mut e = Elements(Vec::with_capacity(64));
-        common(&mut e, meta, &study_uid, &series_uid, "CT");
+        common(&mut e, meta, &start, "CT");
         e.str(tags::SOP_CLASS_UID, VR::UI, uids::CT_IMAGE_STORAGE);
         e.str(tags::SOP_INSTANCE_UID, VR::UI, sop_uid);
         e.strs(tags::IMAGE_TYPE, VR::CS, &image_type);
-        e.str(tags::INSTANCE_CREATION_DATE, VR::DA, date.clone());
-        e.str(tags::INSTANCE_CREATION_TIME, VR::TM, time.clone());
-        e.str(tags::CONTENT_DATE, VR::DA, date.clone());
-        e.str(tags::CONTENT_TIME, VR::TM, time.clone());
+        e.str(tags::INSTANCE_CREATION_DATE, VR::DA, start.date.clone());
+        e.str(tags::INSTANCE_CREATION_TIME, VR::TM, start.time.clone());
+        e.str(tags::CONTENT_DATE, VR::DA, start.date.clone());
+        e.str(tags::CONTENT_TIME, VR::TM, start.time.clone());
         e.str(tags::PATIENT_POSITION, VR::CS, meta.patient_position.clone());
         // Frame of Reference.
         e.str(tags::FRAME_OF_REFERENCE_UID, VR::UI, for_uid.clone());
@@ -346,7 +358,7 @@ fn write_ct_frames(
         // General Image.
         e.str(tags::INSTANCE_NUMBER, VR::IS, instance.to_string());
         if let Some(times) = times_s {
-            let (ad, at) = date_time_at(start + times[t], true);
+            let (ad, at) = date_time_at(start.unix_s + times[t], true);
             e.str(tags::ACQUISITION_DATE, VR::DA, ad);
             e.str(tags::ACQUISITION_TIME, VR::TM, at);
         }
@@ -416,21 +428,17 @@ pub fn write_rgb_secondary_capture(
             format!("must be width × height × 3 = {}", image.width * image.height * 3),
         ));
     }
-    let mut uids = meta.uid_seed.map(UidGenerator::seeded).unwrap_or_else(UidGenerator::random);
-    let or_new = |s: &str, u: &mut UidGenerator| if s.is_empty() { u.next_uid() } else { s.to_string() };
-    let study_uid = or_new(&meta.patient_study.study_instance_uid, &mut uids);
-    let series_uid = or_new(&meta.series_instance_uid, &mut uids);
-    let sop_uid = uids.next_uid();
-    let (date, time) = now_date_time();
+    let mut start = SeriesStart::new(meta);
+    let sop_uid = start.uids.next_uid();
     let mut e = Elements(Vec::with_capacity(48));
-    common(&mut e, meta, &study_uid, &series_uid, "OT");
+    common(&mut e, meta, &start, "OT");
     e.str(tags::SOP_CLASS_UID, VR::UI, uids::SECONDARY_CAPTURE_IMAGE_STORAGE);
     e.str(tags::SOP_INSTANCE_UID, VR::UI, sop_uid.clone());
     e.strs(tags::IMAGE_TYPE, VR::CS, &["DERIVED".into(), "SECONDARY".into()]);
     e.str(tags::CONVERSION_TYPE, VR::CS, "WSD");
-    e.str(tags::CONTENT_DATE, VR::DA, date.clone());
-    e.str(tags::CONTENT_TIME, VR::TM, time);
-    e.str(tags::DATE_OF_SECONDARY_CAPTURE, VR::DA, date);
+    e.str(tags::CONTENT_DATE, VR::DA, start.date.clone());
+    e.str(tags::CONTENT_TIME, VR::TM, start.time.clone());
+    e.str(tags::DATE_OF_SECONDARY_CAPTURE, VR::DA, start.date.clone());
     e.str(tags::INSTANCE_NUMBER, VR::IS, instance_number.to_string());
     e.str(tags::PATIENT_ORIENTATION, VR::CS, "");
     if let Some(desc) = &meta.derivation_description {
