@@ -1,9 +1,14 @@
 //! # gantry-perfusion
 //!
-//! CT perfusion from enhancement curves (ΔHU over time), as named steps. This first part holds
-//! the per-curve core: deconvolution of a tissue curve by the arterial input and the maps that
-//! follow from it.
+//! CT perfusion from enhancement curves (ΔHU over time), as named steps:
 //!
+//! - [`TipsFilter`]: edge-preserving denoising — each voxel's curve averaged with its
+//!   neighbours' in proportion to how alike their whole time curves are ([`noise_sigma`] gives
+//!   the per-voxel noise it judges against).
+//! - [`ModelFit`]: the default estimator — the indicator-dilution model (residue of a family
+//!   from exponential to box, arrival delay, flow) fitted to each curve by a dictionary search;
+//!   unbiased where deconvolution is not (CBF at short MTT, Tmax).
+//! - Per-curve deconvolution ([`estimate_curve`]), for comparison and as options:
 //! - [`Method`]: block-circulant deconvolution (delay-insensitive, Wu 2003) with a fixed
 //!   truncation or with the oscillation-index choice of truncation per curve (the default),
 //!   standard (lower-triangular) truncated SVD, and Tikhonov on the block-circulant form.
@@ -23,6 +28,12 @@
 //! let e = estimate_curve(&aif, &tissue, dt, Method::BlockCirculant { threshold: 0.0 }, Constants::default()).unwrap();
 //! assert!((e.cbf - 0.73 / 1.04 * 6000.0 * k).abs() < 1e-6);
 //! ```
+
+mod denoise;
+mod fit;
+
+pub use denoise::{noise_sigma, TipsFilter};
+pub use fit::{FitEstimate, FitGrid, ModelFit, ResidueShape};
 
 use rustfft::num_complex::Complex;
 use rustfft::FftPlanner;

@@ -199,6 +199,36 @@ impl TilePhantom {
         noise_hu: f64,
         seed: u64,
     ) -> TilePhantom {
+        Self::grid_with(
+            cbfs,
+            mtts,
+            delays,
+            Residue::Exponential,
+            0.0,
+            aif_peak_hu,
+            dt_s,
+            duration_s,
+            voxels,
+            noise_hu,
+            seed,
+        )
+    }
+
+    /// As [`TilePhantom::grid`], with the residue and the dispersion time constant (s) given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn grid_with(
+        cbfs: &[f64],
+        mtts: &[f64],
+        delays: &[f64],
+        residue: Residue,
+        dispersion_s: f64,
+        aif_peak_hu: f64,
+        dt_s: f64,
+        duration_s: f64,
+        voxels: usize,
+        noise_hu: f64,
+        seed: u64,
+    ) -> TilePhantom {
         use rand::SeedableRng;
         use rand_distr::{Distribution, Normal};
         let times: Vec<f64> = (0..).map(|i| i as f64 * dt_s).take_while(|&t| t <= duration_s + 1e-9).collect();
@@ -209,7 +239,7 @@ impl TilePhantom {
         for (ti, (&cbf, (&mtt, &delay))) in
             cbfs.iter().flat_map(|c| mtts.iter().flat_map(move |m| delays.iter().map(move |d| (c, (m, d))))).enumerate()
         {
-            let truth = Tissue { cbf, mtt_s: mtt, delay_s: delay, dispersion_s: 0.0, residue: Residue::Exponential };
+            let truth = Tissue { cbf, mtt_s: mtt, delay_s: delay, dispersion_s, residue };
             let clean = tissue_curve(&aif_model, &truth, &times);
             // One stream per tile, so a tile's noise does not depend on the others.
             let mut rng =
@@ -220,6 +250,46 @@ impl TilePhantom {
             tiles.push(Tile { truth, voxels });
         }
         TilePhantom { times_s: times, aif, tiles }
+    }
+}
+
+/// The tiles laid side by side as one image of curves (Kudo style): each tile a square of
+/// voxels, `tiles_per_row` tiles to a row, in the order of `TilePhantom::tiles`.
+#[derive(Debug, Clone)]
+pub struct TileMosaic {
+    pub width: usize,
+    pub height: usize,
+    pub n_t: usize,
+    /// curves[(y·width + x)·n_t + i] (ΔHU); pixels outside every tile are 0.
+    pub curves: Vec<f32>,
+    /// The tile of each pixel (None outside every tile).
+    pub tile_of: Vec<Option<usize>>,
+}
+
+impl TilePhantom {
+    /// Lays the tiles out as a mosaic; `None` unless each tile has a square number of voxels.
+    pub fn mosaic(&self, tiles_per_row: usize) -> Option<TileMosaic> {
+        let n_vox = self.tiles.first()?.voxels.len();
+        let side = (n_vox as f64).sqrt().round() as usize;
+        if side * side != n_vox || tiles_per_row == 0 || self.tiles.iter().any(|t| t.voxels.len() != n_vox) {
+            return None;
+        }
+        let rows = self.tiles.len().div_ceil(tiles_per_row);
+        let (width, height, n_t) = (tiles_per_row * side, rows * side, self.times_s.len());
+        let mut curves = vec![0f32; width * height * n_t];
+        let mut tile_of = vec![None; width * height];
+        for (ti, tile) in self.tiles.iter().enumerate() {
+            let (tx, ty) = (ti % tiles_per_row, ti / tiles_per_row);
+            for (vi, v) in tile.voxels.iter().enumerate() {
+                let (x, y) = (tx * side + vi % side, ty * side + vi / side);
+                let p = y * width + x;
+                tile_of[p] = Some(ti);
+                for (o, &c) in curves[p * n_t..(p + 1) * n_t].iter_mut().zip(v) {
+                    *o = c as f32;
+                }
+            }
+        }
+        Some(TileMosaic { width, height, n_t, curves, tile_of })
     }
 }
 
