@@ -8,6 +8,7 @@
 //! - [`ModelFit`]: the default estimator — the indicator-dilution model (residue of a family
 //!   from exponential to box, arrival delay, flow) fitted to each curve by a dictionary search;
 //!   unbiased where deconvolution is not (CBF at short MTT, Tmax).
+//! - [`decide`]: core, hypoperfusion, mismatch, the DEFUSE-3 and EXTEND criteria.
 //! - Per-curve deconvolution ([`estimate_curve`]), for comparison and as options:
 //! - [`Method`]: block-circulant deconvolution (delay-insensitive, Wu 2003) with a fixed
 //!   truncation or with the oscillation-index choice of truncation per curve (the default),
@@ -29,9 +30,11 @@
 //! assert!((e.cbf - 0.73 / 1.04 * 6000.0 * k).abs() < 1e-6);
 //! ```
 
+mod decision;
 mod denoise;
 mod fit;
 
+pub use decision::{decide, Decision, Side, Thresholds};
 pub use denoise::{noise_sigma, TipsFilter};
 pub use fit::{FitEstimate, FitGrid, ModelFit, ResidueShape};
 
