@@ -10,24 +10,9 @@ use gantry_perfusion::{estimate_curve, Constants, FitGrid, Method, ModelFit, Tip
 use gantry_phantom::perfusion::{Residue, TilePhantom};
 use rayon::prelude::*;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.retain(|x| !x.is_nan());
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
-fn p90(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 * 0.9).ceil() as usize).clamp(1, v.len()) - 1]
-}
+#[path = "../tests/common/stats.rs"]
+mod stats;
+use stats::{median, p90};
 
 /// Ranks with ties given their mean rank.
 fn ranks(v: &[f64]) -> Vec<f64> {

@@ -4,21 +4,9 @@
 use gantry_perfusion::{noise_sigma, Constants, FitEstimate, FitGrid, ModelFit, TipsFilter};
 use gantry_phantom::perfusion::{Residue, TilePhantom};
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.retain(|x| !x.is_nan());
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
-fn p90(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 * 0.9).ceil() as usize).clamp(1, v.len()) - 1]
-}
+#[path = "common/stats.rs"]
+mod stats;
+use stats::{median, p90};
 
 /// Per tile: (truth, median CBF, median CBV, median MTT, median Tmax) after the filter and fit.
 fn tile_medians(ph: &TilePhantom, filter: bool) -> Vec<(gantry_phantom::perfusion::Tissue, [f64; 4])> {
