@@ -98,10 +98,12 @@ pub fn decide(
             Side::Right => right += 1,
         }
     }
-    let affected_side = match left.cmp(&right) {
-        _ if left + right == 0 => None,
-        std::cmp::Ordering::Less => Some(Side::Right),
-        _ => Some(Side::Left),
+    let affected_side = if left + right == 0 {
+        None
+    } else if right > left {
+        Some(Side::Right)
+    } else {
+        Some(Side::Left)
     };
     // Normal tissue of the other hemisphere (both hemispheres when nothing is affected).
     let reference_side = affected_side.map(Side::other);
@@ -125,7 +127,9 @@ pub fn decide(
     let volume_above = |t: f64| (0..n).filter(|&i| usable(i) && tmax_s[i] as f64 > t).count() as f64 * voxel_ml;
     let tmax_ml: Vec<(f64, f64)> = [4.0, 6.0, 8.0, 10.0].iter().map(|&t| (t, volume_above(t))).collect();
     let core_ml = core_voxels as f64 * voxel_ml;
-    let hypoperfused_ml = volume_above(thresholds.hypoperfusion_tmax_s);
+    // The hypoperfused voxels were counted by side above.
+    let hypoperfused_ml = (left + right) as f64 * voxel_ml;
+    let above_10_ml = tmax_ml[3].1;
     let mismatch_ml = (hypoperfused_ml - core_ml).max(0.0);
     let mismatch_ratio = (core_ml > 0.0).then(|| hypoperfused_ml / core_ml);
     let ratio_at_least = |r: f64| mismatch_ratio.is_none_or(|m| m >= r);
@@ -133,7 +137,7 @@ pub fn decide(
     Ok(Decision {
         reference_cbf,
         core_ml,
-        hypoperfusion_intensity_ratio: (hypoperfused_ml > 0.0).then(|| volume_above(10.0) / hypoperfused_ml),
+        hypoperfusion_intensity_ratio: (hypoperfused_ml > 0.0).then(|| above_10_ml / hypoperfused_ml),
         tmax_ml,
         hypoperfused_ml,
         mismatch_ml,

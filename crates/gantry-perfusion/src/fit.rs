@@ -253,20 +253,25 @@ impl ModelFit {
     /// Fits one tissue curve (ΔHU at the dictionary's times). A curve the model cannot explain
     /// with any positive flow gives CBF 0 and NaN for MTT and Tmax.
     pub fn fit(&self, tissue: &[f32]) -> Result<FitEstimate, PerfusionError> {
+        self.check(tissue)?;
+        Ok(self.fit_unchecked(tissue, 0.0))
+    }
+
+    fn check(&self, tissue: &[f32]) -> Result<(), PerfusionError> {
         if tissue.len() != self.n_t() {
             return Err(invalid("tissue curve length", tissue.len(), &format!("must equal the {} times", self.n_t())));
         }
         if let Some(v) = tissue.iter().find(|v| !v.is_finite()) {
             return Err(invalid("tissue sample", v, "must be finite"));
         }
-        Ok(self.fit_unchecked(tissue, 0.0))
+        Ok(())
     }
 
     /// As [`ModelFit::fit`] for a curve with noise σ (ΔHU per sample): a shape other than the
     /// first (the exponential) must lower the squared residual by more than `SHAPE_PENALTY`·σ²
     /// to be chosen, so noise alone does not pick a shape.
     pub fn fit_noisy(&self, tissue: &[f32], sigma: f32) -> Result<FitEstimate, PerfusionError> {
-        self.fit(tissue)?;
+        self.check(tissue)?;
         Ok(self.fit_unchecked(tissue, SHAPE_PENALTY * sigma * sigma))
     }
 

@@ -21,7 +21,7 @@ use dicom_object::FileMetaTableBuilder;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use dicom_ul::association::server::AccessControl;
 use dicom_ul::pdu::{AssociationRJServiceUserReason, PDataValue, PDataValueType, UserIdentity};
-use dicom_ul::{ClientAssociationOptions, Pdu, ServerAssociationOptions};
+use dicom_ul::{ClientAssociationOptions, Pdu, ServerAssociation, ServerAssociationOptions};
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -545,6 +545,13 @@ impl StoreScp {
     }
 }
 
+/// Ends an association that misbehaved or broke off: counted, answered with an A-ABORT;
+/// whatever it had half-sent is dropped with it.
+fn abort_association(assoc: ServerAssociation<TcpStream>, stats: &ScpStats) {
+    stats.aborted.fetch_add(1, Ordering::Relaxed);
+    let _ = assoc.abort();
+}
+
 fn serve_association(socket: TcpStream, config: &ScpConfig, stats: &ScpStats, on_stored: Option<&OnStored>) {
     let peer = socket.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
     let mut options = ServerAssociationOptions::new()
@@ -595,19 +602,15 @@ fn serve_association(socket: TcpStream, config: &ScpConfig, stats: &ScpStats, on
             Err(e) => {
                 // Malformed PDU, timeout or dropped connection: whatever was half-received is
                 // dropped, nothing is stored, and only this association ends.
-                stats.aborted.fetch_add(1, Ordering::Relaxed);
                 tracing::info!("association with {calling} ({peer}) ended abnormally: {e}");
-                let _ = assoc.abort();
-                return;
+                return abort_association(assoc, stats);
             }
         };
         match pdu {
             Pdu::PData { data } => {
                 for v in data {
                     let Some((class, ts)) = contexts.get(&v.presentation_context_id) else {
-                        stats.aborted.fetch_add(1, Ordering::Relaxed);
-                        let _ = assoc.abort();
-                        return;
+                        return abort_association(assoc, stats);
                     };
                     match v.value_type {
                         PDataValueType::Command => {
@@ -618,10 +621,8 @@ fn serve_association(socket: TcpStream, config: &ScpConfig, stats: &ScpStats, on
                             let cmd = match parse_command(&cmd_buf) {
                                 Ok(c) => c,
                                 Err(e) => {
-                                    stats.aborted.fetch_add(1, Ordering::Relaxed);
                                     tracing::info!("{calling} ({peer}): {e}");
-                                    let _ = assoc.abort();
-                                    return;
+                                    return abort_association(assoc, stats);
                                 }
                             };
                             cmd_buf.clear();
@@ -638,9 +639,7 @@ fn serve_association(socket: TcpStream, config: &ScpConfig, stats: &ScpStats, on
                                 }
                                 other => {
                                     tracing::info!("{calling} ({peer}): unsupported command {other:?}");
-                                    stats.aborted.fetch_add(1, Ordering::Relaxed);
-                                    let _ = assoc.abort();
-                                    return;
+                                    return abort_association(assoc, stats);
                                 }
                             }
                         }
@@ -650,9 +649,7 @@ fn serve_association(socket: TcpStream, config: &ScpConfig, stats: &ScpStats, on
                                 continue;
                             }
                             let Some((pc, cmd)) = pending_command.take() else {
-                                stats.aborted.fetch_add(1, Ordering::Relaxed);
-                                let _ = assoc.abort();
-                                return;
+                                return abort_association(assoc, stats);
                             };
                             let id = command_u16(&cmd, tags::MESSAGE_ID).unwrap_or(0);
                             let cmd_class = text(&cmd, tags::AFFECTED_SOP_CLASS_UID);
@@ -682,9 +679,7 @@ fn serve_association(socket: TcpStream, config: &ScpConfig, stats: &ScpStats, on
                 return;
             }
             _ => {
-                stats.aborted.fetch_add(1, Ordering::Relaxed);
-                let _ = assoc.abort();
-                return;
+                return abort_association(assoc, stats);
             }
         }
     }
