@@ -80,7 +80,7 @@ fn main() {
         let mut grid = FitGrid::default();
         if let Ok(v) = std::env::var("FITGRID") {
             let p: Vec<usize> = v.split(',').map(|x| x.parse().expect("number")).collect();
-            (grid.coarse_delay, grid.coarse_mtt, grid.mid_delay, grid.mid_mtt) = (p[0], p[1], p[2], p[3]);
+            grid.passes = p.chunks(2).map(|w| (w[0], w[1])).collect();
         }
         let fit = ModelFit::new(&ph.aif, &ph.times_s, grid, Constants::default()).expect("valid AIF");
         let mut per_tile: Vec<Vec<Est>> = vec![Vec::new(); ph.tiles.len()];

@@ -42,12 +42,11 @@ pub struct FitGrid {
     pub mtt_from_s: f64,
     pub mtt_to_s: f64,
     pub mtt_ratio: f64,
-    /// The coarse pass visits every `coarse_delay`-th delay and `coarse_mtt`-th MTT, the
-    /// middle pass every `mid_delay`-th and `mid_mtt`-th around the best coarse atom.
-    pub coarse_delay: usize,
-    pub coarse_mtt: usize,
-    pub mid_delay: usize,
-    pub mid_mtt: usize,
+    /// The search passes from coarse to fine, as (delay step, MTT step) in grid steps: the
+    /// first visits the whole grid for every shape, each later one the neighbourhood (± the
+    /// previous steps) of the best atom so far — the second for the neighbouring shapes too,
+    /// the rest for the best shape; a last pass at single steps always follows.
+    pub passes: Vec<(usize, usize)>,
 }
 
 impl Default for FitGrid {
@@ -62,10 +61,7 @@ impl Default for FitGrid {
             mtt_from_s: 1.0,
             mtt_to_s: 30.0,
             mtt_ratio: 1.03,
-            coarse_delay: 10,
-            coarse_mtt: 5,
-            mid_delay: 2,
-            mid_mtt: 1,
+            passes: vec![(20, 10), (4, 2)],
         }
     }
 }
@@ -76,9 +72,10 @@ pub struct ModelFit {
     times: Vec<f64>,
     delays: Vec<f64>,
     mtts: Vec<f64>,
-    /// atoms[((r·n_mtt + m)·n_delay + d)·n_t + i]: the unit-flow curve of shape r, MTT m,
-    /// delay d at time i.
+    /// atoms[((r·n_mtt + m)·n_delay + d)·stride + i]: the unit-flow curve of shape r, MTT m,
+    /// delay d at time i, zero-padded to `stride` (a multiple of 8) for whole SIMD lanes.
     atoms: Vec<f32>,
+    stride: usize,
     /// 1/‖atom‖² per atom.
     inv_norm2: Vec<f32>,
     grid: FitGrid,
@@ -134,10 +131,9 @@ impl ModelFit {
             && grid.mtt_from_s > 0.0
             && grid.mtt_to_s > grid.mtt_from_s
             && grid.mtt_ratio > 1.0
-            && grid.coarse_delay >= grid.mid_delay
-            && grid.coarse_mtt >= grid.mid_mtt
-            && grid.mid_delay >= 1
-            && grid.mid_mtt >= 1)
+            && !grid.passes.is_empty()
+            && grid.passes.iter().all(|&(d, m)| d >= 1 && m >= 1)
+            && grid.passes.windows(2).all(|w| w[0].0 >= w[1].0 && w[0].1 >= w[1].1))
         {
             return Err(invalid("fit grid", format!("{grid:?}"), "needs positive steps and ranges"));
         }
@@ -158,8 +154,9 @@ impl ModelFit {
         let a_fine: Vec<f64> = (0..n_fine).map(|k| interpolate(aif, times_s, s0 + k as f64 * FINE_STEP_S)).collect();
 
         let n_t = times_s.len();
+        let stride = n_t.div_ceil(8) * 8;
         let n_r = grid.shapes.len();
-        let mut atoms = vec![0f32; n_r * n_mtt * n_delay * n_t];
+        let mut atoms = vec![0f32; n_r * n_mtt * n_delay * stride];
         let mut inv_norm2 = vec![0f32; n_r * n_mtt * n_delay];
         // Running integral of the input, for the box residue.
         let mut cum = vec![0f64; n_fine];
@@ -210,7 +207,7 @@ impl ModelFit {
                 }
                 for (d, &delay) in delays.iter().enumerate() {
                     let idx = (r * n_mtt + m) * n_delay + d;
-                    let atom = &mut atoms[idx * n_t..(idx + 1) * n_t];
+                    let atom = &mut atoms[idx * stride..idx * stride + n_t];
                     let mut norm2 = 0.0;
                     for (v, &t) in atom.iter_mut().zip(times_s) {
                         let x = (t - delay - s0) / FINE_STEP_S;
@@ -224,7 +221,7 @@ impl ModelFit {
                 }
             }
         }
-        Ok(ModelFit { times: times_s.to_vec(), delays, mtts, atoms, inv_norm2, grid, constants })
+        Ok(ModelFit { times: times_s.to_vec(), delays, mtts, atoms, stride, inv_norm2, grid, constants })
     }
 
     /// The acquisition times the dictionary was built for.
@@ -240,8 +237,7 @@ impl ModelFit {
     #[inline]
     fn score(&self, r: usize, m: usize, d: usize, c: &[f32]) -> (f32, f32) {
         let idx = (r * self.mtts.len() + m) * self.delays.len() + d;
-        let n_t = self.n_t();
-        let atom = &self.atoms[idx * n_t..(idx + 1) * n_t];
+        let atom = &self.atoms[idx * self.stride..(idx + 1) * self.stride];
         let dot = dot(atom, c);
         if dot <= 0.0 {
             return (0.0, 0.0);
@@ -301,32 +297,33 @@ impl ModelFit {
         best
     }
 
-    pub(crate) fn fit_unchecked(&self, c: &[f32], penalty: f32) -> FitEstimate {
+    pub(crate) fn fit_unchecked(&self, tissue: &[f32], penalty: f32) -> FitEstimate {
+        let mut padded = vec![0f32; self.stride];
+        padded[..tissue.len()].copy_from_slice(tissue);
+        let c = &padded[..];
         let (n_r, n_d, n_m) = (self.grid.shapes.len(), self.delays.len(), self.mtts.len());
         let g = &self.grid;
         let none = FitEstimate { cbf: 0.0, cbv: 0.0, mtt_s: f64::NAN, tmax_s: f64::NAN, explained: 0.0, shape: None };
-        // Coarse pass over every shape.
-        let best = self.search(
-            c,
-            0..=n_r - 1,
-            (0, n_m - 1, g.coarse_mtt),
-            (0, n_d - 1, g.coarse_delay),
-            penalty,
-            (0.0, 0, 0, 0),
-        );
-        if best.0 <= 0.0 {
-            return none;
-        }
-        // Middle pass: the neighbouring shapes, a coarse step either side.
         let around = |i: usize, step: usize, n: usize| (i.saturating_sub(step), (i + step).min(n - 1));
-        let (m_lo, m_hi) = around(best.2, g.coarse_mtt, n_m);
-        let (d_lo, d_hi) = around(best.3, g.coarse_delay, n_d);
-        let (r_lo, r_hi) = around(best.1, 1, n_r);
-        let best = self.search(c, r_lo..=r_hi, (m_lo, m_hi, g.mid_mtt), (d_lo, d_hi, g.mid_delay), penalty, best);
-        // Fine pass: the best shape, a middle step either side.
-        let (m_lo, m_hi) = around(best.2, g.mid_mtt, n_m);
-        let (d_lo, d_hi) = around(best.3, g.mid_delay, n_d);
-        let best = self.search(c, best.1..=best.1, (m_lo, m_hi, 1), (d_lo, d_hi, 1), penalty, best);
+        let mut best = (0.0, 0, 0, 0);
+        let mut prev = (n_d, n_m);
+        for (level, &(sd, sm)) in g.passes.iter().chain(std::iter::once(&(1, 1))).enumerate() {
+            let (sd, sm) = (sd.min(prev.0), sm.min(prev.1));
+            let (rs, (m_lo, m_hi), (d_lo, d_hi)) = if level == 0 {
+                (0..=n_r - 1, (0, n_m - 1), (0, n_d - 1))
+            } else {
+                let (r_lo, r_hi) = if level == 1 { around(best.1, 1, n_r) } else { (best.1, best.1) };
+                (r_lo..=r_hi, around(best.2, prev.1, n_m), around(best.3, prev.0, n_d))
+            };
+            // Centre the coarse lattice in its range so both ends are reached.
+            let d_lo = if level == 0 { ((n_d - 1) % sd) / 2 } else { d_lo };
+            let m_lo = if level == 0 { ((n_m - 1) % sm) / 2 } else { m_lo };
+            best = self.search(c, rs, (m_lo, m_hi, sm), (d_lo, d_hi, sd), penalty, best);
+            if level == 0 && best.0 <= 0.0 {
+                return none;
+            }
+            prev = (sd, sm);
+        }
         let (_, r, m, d) = best;
         let (s_best, f_best) = self.score(r, m, d, c);
         // Parabolic refinement of the score along each axis (delay linear, MTT logarithmic).

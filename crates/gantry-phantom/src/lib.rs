@@ -25,6 +25,7 @@
 
 pub mod acquisition;
 pub mod perfusion;
+pub mod perfusion_brain;
 pub mod phantom;
 pub mod shapes;
 

@@ -1,0 +1,706 @@
+//! The stroke pipeline on a 4D CT perfusion series, as named steps:
+//!
+//! 1. [`correct_motion`](crate::correct_motion): every frame registered to the first on bone.
+//! 2. [`intracranial_mask`] and [`tissue_mask`]: inside the skull (not reachable from the
+//!    image border without crossing bone), then parenchyma by unenhanced HU (CSF and bone out).
+//! 3. [`bolus_timing`]: arrival of the bolus in the brain and the baseline frames before it.
+//! 4. [`enhancement`]: ΔHU = HU − the voxel's baseline mean.
+//! 5. [`select_vessels`]: the arterial input (early, high, anterior: ACA/MCA) and the venous
+//!    output (late, large, posterior: superior sagittal sinus); the arterial curve is rescaled
+//!    by the venous area (the sinus is wide enough to be free of partial volume).
+//! 6. [`bin_tissue`]: tissue curves averaged over in-plane blocks to about `target_pixel_mm`
+//!    (maps are read at that scale anyway; it quarters the work and halves the noise).
+//! 7. [`TipsFilter`]: edge-preserving denoising of the curves, slice by slice.
+//! 8. [`fit_maps`]: CBF, CBV, MTT, Tmax, TTP per voxel; vessels (CBV > 8 mL/100 g) removed.
+//! 9. [`median_clean`]: a 3 × 3 masked median of CBF and Tmax before the volumes are counted,
+//!    so isolated noisy voxels do not add up to millilitres.
+//! 10. [`decide`]: core, hypoperfusion, mismatch, DEFUSE-3 and EXTEND; [`QualityFlag`]s.
+
+use std::ops::Range;
+use std::time::Instant;
+
+use gantry_core::{Volume, VolumeGeometry, VolumeSeries};
+use ndarray::{Array3, Axis};
+use rayon::prelude::*;
+
+use crate::motion::{correct_motion, FrameMotion};
+use crate::{
+    decide, estimate_curve, invalid, noise_sigma, Constants, Decision, FitGrid, Method, ModelFit, PerfusionError, Side,
+    Thresholds, TipsFilter,
+};
+
+/// How the per-voxel figures are estimated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Estimator {
+    /// The indicator-dilution model fit (default).
+    ModelFit(FitGrid),
+    /// Deconvolution: block-circulant SVD with oscillation index, standard SVD or Tikhonov.
+    Deconvolution(Method),
+}
+
+/// Pipeline settings; the defaults are what `gantry stroke` runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrokeOptions {
+    pub estimator: Estimator,
+    /// None: no spatial denoising.
+    pub denoise: Option<TipsFilter>,
+    pub thresholds: Thresholds,
+    pub constants: Constants,
+    /// Frames displaced more than this (mm, within 80 mm of the centre) are resampled.
+    pub motion_tolerance_mm: f64,
+    /// In-plane size the tissue curves are averaged to (mm).
+    pub target_pixel_mm: f64,
+    /// Voxels whose CBV exceeds this (mL/100 g) are vessels, not tissue.
+    pub vessel_cbv: f64,
+    /// Tissue HU window of the unenhanced image (CSF below, bone and blood-rich above).
+    pub tissue_hu: (f32, f32),
+    /// Half-width (voxels) of the in-plane median the CBF and Tmax maps are cleaned with
+    /// before the volumes are counted (1: 3 × 3).
+    pub clean_radius_px: usize,
+}
+
+impl Default for StrokeOptions {
+    fn default() -> Self {
+        StrokeOptions {
+            estimator: Estimator::ModelFit(FitGrid::default()),
+            // σ 3 map voxels (≈ 2.7 mm): brain regions are wider than the tiles the filter's
+            // own default (2 voxels) was tuned on.
+            denoise: Some(TipsFilter { sigma_spatial_px: 3.0, ..TipsFilter::default() }),
+            thresholds: Thresholds::default(),
+            constants: Constants::default(),
+            motion_tolerance_mm: 0.5,
+            target_pixel_mm: 0.9,
+            vessel_cbv: 8.0,
+            tissue_hu: (18.0, 60.0),
+            clean_radius_px: 3,
+        }
+    }
+}
+
+/// When the bolus arrives and which frames are baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BolusTiming {
+    /// First frame whose brain-mean enhancement exceeds 10 % of its peak.
+    pub arrival_frame: usize,
+    pub peak_frame: usize,
+    /// Frames averaged for the unenhanced baseline (all before the one preceding arrival).
+    pub baseline: Range<usize>,
+}
+
+/// A vascular curve and where it was taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VascularCurve {
+    /// ΔHU per frame (the mean of the chosen voxels).
+    pub curve: Vec<f64>,
+    /// Chosen voxels, [z, y, x] indices of the input grid.
+    pub voxels: Vec<[usize; 3]>,
+    pub peak_hu: f64,
+    /// Area under the curve (ΔHU·s).
+    pub area: f64,
+}
+
+/// Things a reader of the maps must know.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QualityFlag {
+    /// The arterial peak (ΔHU, as measured) is below 100.
+    LowArterialPeak(f64),
+    /// The venous curve has not come back down by the last frame (last/peak).
+    VenousTruncated(f64),
+    /// Fewer than 2 baseline frames.
+    ShortBaseline(usize),
+    /// A frame moved more than 3 mm (frame, mm).
+    Motion(usize, f64),
+}
+
+impl std::fmt::Display for QualityFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QualityFlag::LowArterialPeak(p) => write!(f, "arterial peak {p:.0} ΔHU is below 100 ΔHU"),
+            QualityFlag::VenousTruncated(r) => {
+                write!(f, "venous curve truncated: still at {:.0} % of its peak at the last frame", r * 100.0)
+            }
+            QualityFlag::ShortBaseline(n) => write!(f, "only {n} baseline frame(s) before the bolus (2 needed)"),
+            QualityFlag::Motion(t, mm) => write!(f, "frame {t} moved {mm:.1} mm (more than 3 mm)"),
+        }
+    }
+}
+
+/// CBF (mL/100 g/min), CBV (mL/100 g), MTT (s), Tmax (s), TTP (s) on the map grid; NaN
+/// outside tissue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerfusionMaps {
+    pub cbf: Volume,
+    pub cbv: Volume,
+    pub mtt: Volume,
+    pub tmax: Volume,
+    pub ttp: Volume,
+}
+
+/// Everything the pipeline found.
+#[derive(Debug, Clone)]
+pub struct StrokeResult {
+    pub maps: PerfusionMaps,
+    /// Tissue voxels of the map grid the volumes are counted over (vessels removed).
+    pub tissue: Vec<bool>,
+    /// Core and Tmax > 6 s masks on the map grid, after clean-up.
+    pub core: Vec<bool>,
+    pub hypoperfused: Vec<bool>,
+    pub decision: Decision,
+    pub aif: VascularCurve,
+    pub vof: VascularCurve,
+    /// Factor the arterial curve was multiplied by (venous area / arterial area).
+    pub aif_scale: f64,
+    pub timing: BolusTiming,
+    pub motion: Vec<FrameMotion>,
+    pub quality: Vec<QualityFlag>,
+    /// Noise of the tissue curves the estimator saw (ΔHU per sample).
+    pub noise_hu: f64,
+    pub times_s: Vec<f64>,
+    /// (step, seconds).
+    pub steps: Vec<(&'static str, f64)>,
+}
+
+/// Mean of frames `frames` of a series.
+pub fn mean_frames(series: &VolumeSeries, frames: Range<usize>) -> Result<Volume, PerfusionError> {
+    if frames.is_empty() || frames.end > series.n_frames() {
+        return Err(invalid("frames to average", format!("{frames:?}"), &format!("series has {}", series.n_frames())));
+    }
+    let n = frames.len() as f32;
+    let mut acc = Array3::<f32>::zeros(series.geometry.shape_zyx());
+    for t in frames {
+        acc += &series.data.index_axis(Axis(0), t);
+    }
+    acc.mapv_inplace(|v| v / n);
+    Ok(Volume { geometry: series.geometry.clone(), data: acc })
+}
+
+/// Inside the skull: per slice, everything not reachable from the image border through
+/// non-bone pixels (bone: > 150 HU), bone excluded. Returns [z][y][x] flags.
+pub fn intracranial_mask(image: &Volume) -> Vec<bool> {
+    let [nz, ny, nx] = image.geometry.shape_zyx();
+    let data = image.data.as_slice().expect("standard layout");
+    let mut out = vec![false; nz * ny * nx];
+    out.par_chunks_mut(ny * nx).enumerate().for_each(|(k, m)| {
+        let s = &data[k * ny * nx..(k + 1) * ny * nx];
+        let bone: Vec<bool> = s.iter().map(|&v| v > 150.0).collect();
+        let mut outside = vec![false; ny * nx];
+        let mut stack: Vec<usize> = Vec::new();
+        for j in 0..ny {
+            for i in 0..nx {
+                if (j == 0 || i == 0 || j == ny - 1 || i == nx - 1) && !bone[j * nx + i] {
+                    outside[j * nx + i] = true;
+                    stack.push(j * nx + i);
+                }
+            }
+        }
+        while let Some(p) = stack.pop() {
+            let (j, i) = (p / nx, p % nx);
+            let mut visit = |q: usize| {
+                if !bone[q] && !outside[q] {
+                    outside[q] = true;
+                    stack.push(q);
+                }
+            };
+            if i > 0 {
+                visit(p - 1);
+            }
+            if i + 1 < nx {
+                visit(p + 1);
+            }
+            if j > 0 {
+                visit(p - nx);
+            }
+            if j + 1 < ny {
+                visit(p + nx);
+            }
+        }
+        for (q, v) in m.iter_mut().enumerate() {
+            *v = !outside[q] && !bone[q];
+        }
+    });
+    out
+}
+
+/// Parenchyma: intracranial voxels whose 3 × 3 in-plane median unenhanced HU lies in `window`
+/// (a median, so a voxel beside bone keeps its own tissue value).
+pub fn tissue_mask(baseline: &Volume, intracranial: &[bool], window: (f32, f32)) -> Vec<bool> {
+    let [nz, ny, nx] = baseline.geometry.shape_zyx();
+    let data = baseline.data.as_slice().expect("standard layout");
+    let mut out = vec![false; nz * ny * nx];
+    out.par_chunks_mut(ny * nx).enumerate().for_each(|(k, m)| {
+        let s = &data[k * ny * nx..(k + 1) * ny * nx];
+        let ic = &intracranial[k * ny * nx..(k + 1) * ny * nx];
+        let mut buf = [0f32; 9];
+        for j in 0..ny {
+            for i in 0..nx {
+                if !ic[j * nx + i] {
+                    continue;
+                }
+                let mut n = 0;
+                for b in j.saturating_sub(1)..(j + 2).min(ny) {
+                    for a in i.saturating_sub(1)..(i + 2).min(nx) {
+                        buf[n] = s[b * nx + a];
+                        n += 1;
+                    }
+                }
+                let near = &mut buf[..n];
+                near.sort_unstable_by(|a, b| a.total_cmp(b));
+                let v = near[n / 2];
+                m[j * nx + i] = v >= window.0 && v <= window.1;
+            }
+        }
+    });
+    out
+}
+
+/// The brain-mean curve's arrival and peak, and the baseline frames.
+pub fn bolus_timing(series: &VolumeSeries, mask: &[bool]) -> Result<BolusTiming, PerfusionError> {
+    let n_vox = mask.iter().filter(|&&m| m).count();
+    if n_vox == 0 {
+        return Err(invalid("brain mask", 0, "no tissue voxels to time the bolus on"));
+    }
+    let mean: Vec<f64> = series
+        .data
+        .axis_iter(Axis(0))
+        .map(|f| {
+            f.as_slice()
+                .expect("standard layout")
+                .iter()
+                .zip(mask)
+                .filter(|(_, &m)| m)
+                .map(|(&v, _)| v as f64)
+                .sum::<f64>()
+                / n_vox as f64
+        })
+        .collect();
+    let base = mean[0];
+    let (peak_frame, peak) =
+        mean.iter().enumerate().fold((0, f64::MIN), |b, (i, &v)| if v - base > b.1 { (i, v - base) } else { b });
+    if peak.is_nan() || peak <= 0.0 || peak_frame == 0 {
+        return Err(invalid("brain-mean enhancement peak (ΔHU)", peak, "no bolus: the brain does not enhance"));
+    }
+    let arrival_frame = (1..=peak_frame).find(|&i| mean[i] - base > 0.1 * peak).unwrap_or(peak_frame);
+    let baseline = 0..arrival_frame.saturating_sub(1).max(1);
+    Ok(BolusTiming { arrival_frame, peak_frame, baseline })
+}
+
+/// Subtracts each voxel's baseline mean in place (HU → ΔHU) and returns the baseline image.
+pub fn enhancement(series: &mut VolumeSeries, baseline: Range<usize>) -> Result<Volume, PerfusionError> {
+    let base = mean_frames(series, baseline)?;
+    for mut f in series.data.axis_iter_mut(Axis(0)) {
+        f -= &base.data;
+    }
+    Ok(base)
+}
+
+/// Picks the arterial input and venous output among intracranial voxels of a ΔHU series.
+pub fn select_vessels(
+    delta: &VolumeSeries,
+    intracranial: &[bool],
+    tissue: &[bool],
+    timing: &BolusTiming,
+) -> Result<(VascularCurve, VascularCurve), PerfusionError> {
+    let g = &delta.geometry;
+    let [nz, ny, nx] = g.shape_zyx();
+    let n_t = delta.n_frames();
+    let times = &delta.times_s;
+    let frame_slices: Vec<&[f32]> =
+        delta.data.axis_iter(Axis(0)).map(|f| f.to_slice().expect("standard layout")).collect::<Vec<_>>();
+    // Brain centroid (y) in index space: anterior is smaller y in LPS.
+    let (mut cy, mut n_tissue) = (0.0, 0usize);
+    for (p, _) in tissue.iter().enumerate().filter(|(_, &m)| m) {
+        cy += ((p / nx) % ny) as f64;
+        n_tissue += 1;
+    }
+    if n_tissue == 0 {
+        return Err(invalid("brain mask", 0, "no tissue voxels"));
+    }
+    let cy = cy / n_tissue as f64;
+    // Posterior is +y in LPS when the grid's y axis runs along +y.
+    let y_sign = g.direction[1][1].signum();
+    let start = timing.baseline.end;
+    // Peak, peak frame and area of every intracranial voxel.
+    let stats: Vec<(usize, f32, usize, f32)> = (0..nz * ny * nx)
+        .into_par_iter()
+        .filter(|&p| intracranial[p])
+        .map(|p| {
+            let (mut peak, mut at, mut area) = (f32::MIN, 0, 0f32);
+            for (t, f) in frame_slices.iter().enumerate().skip(start) {
+                let v = f[p];
+                if v > peak {
+                    peak = v;
+                    at = t;
+                }
+                area += v;
+            }
+            (p, peak, at, area)
+        })
+        .collect();
+    if stats.is_empty() {
+        return Err(invalid("intracranial mask", 0, "no voxels inside the skull"));
+    }
+    let mut peaks: Vec<f32> = stats.iter().map(|s| s.1).collect();
+    let top = {
+        let k = ((peaks.len() as f64) * 0.9995) as usize;
+        let k = k.min(peaks.len() - 1);
+        *peaks.select_nth_unstable_by(k, |a, b| a.total_cmp(b)).1
+    };
+    let candidates: Vec<&(usize, f32, usize, f32)> = stats.iter().filter(|s| s.1 >= 0.5 * top).collect();
+    if candidates.len() < 2 {
+        return Err(invalid("vessel candidates", candidates.len(), "no enhancing vessels found"));
+    }
+    let mut ttps: Vec<usize> = candidates.iter().map(|s| s.2).collect();
+    ttps.sort_unstable();
+    let early = ttps[ttps.len() / 10];
+    let late = ttps[ttps.len() * 9 / 10];
+    let dy = |p: usize| ((p / nx) % ny) as f64 - cy;
+    let pixel_area = g.spacing_mm[0] * g.spacing_mm[1];
+    // The arterial input from the few most enhancing voxels (≈ 2 mm², the core of an MCA or
+    // ACA), the venous output from more (≈ 8 mm² of the sinus), each ranked by area under the
+    // curve, which noise disturbs less than the peak.
+    let k_artery = ((2.0 / pixel_area).round() as usize).clamp(3, 40);
+    let k_vein = ((8.0 / pixel_area).round() as usize).clamp(4, 80);
+    let pick = |mut set: Vec<&(usize, f32, usize, f32)>, k: usize, what: &str| {
+        if set.is_empty() {
+            return Err(invalid(what, 0, "no candidate voxels"));
+        }
+        set.sort_by(|a, b| b.3.total_cmp(&a.3).then(a.0.cmp(&b.0)));
+        set.truncate(k);
+        let mut curve = vec![0f64; n_t];
+        for s in &set {
+            for (t, f) in frame_slices.iter().enumerate() {
+                curve[t] += f[s.0] as f64 / set.len() as f64;
+            }
+        }
+        let peak_hu = curve.iter().cloned().fold(f64::MIN, f64::max);
+        let area = trapezoid(&curve, times);
+        let voxels = set.iter().map(|s| [s.0 / (ny * nx), (s.0 / nx) % ny, s.0 % nx]).collect();
+        Ok(VascularCurve { curve, voxels, peak_hu, area })
+    };
+    let arterial: Vec<_> = candidates.iter().copied().filter(|s| s.2 <= early && y_sign * dy(s.0) <= 0.0).collect();
+    let aif = pick(arterial, k_artery, "arterial input (early, anterior, enhancing)")?;
+    // The sinus is wide: each venous candidate is ranked by the mean area of its in-plane
+    // neighbours (≈ 2.5 mm across, the voxel itself left out) and measured on itself, so the
+    // ranking does not select voxels whose own baseline happened to be low (a baseline error
+    // lasts the whole series and would bias a ranked area by several per cent).
+    let r = ((1.2 / g.spacing_mm[0].min(g.spacing_mm[1])).round() as usize).max(1);
+    let neighbourhood_area = |p: usize| -> f32 {
+        let (k, j, i) = (p / (ny * nx), (p / nx) % ny, p % nx);
+        let (mut sum, mut n) = (0f32, 0usize);
+        for b in j.saturating_sub(r)..(j + r + 1).min(ny) {
+            for a in i.saturating_sub(r)..(i + r + 1).min(nx) {
+                let q = (k * ny + b) * nx + a;
+                if q == p {
+                    continue;
+                }
+                sum += frame_slices.iter().skip(start).map(|f| f[q]).sum::<f32>();
+                n += 1;
+            }
+        }
+        sum / n as f32
+    };
+    let venous: Vec<(usize, f32, usize, f32)> = candidates
+        .iter()
+        .filter(|s| s.2 >= late.max(early + 1) && y_sign * dy(s.0) > 0.0)
+        .map(|s| (s.0, s.1, s.2, neighbourhood_area(s.0)))
+        .collect();
+    let vof = pick(venous.iter().collect(), k_vein, "venous output (late, posterior, enhancing)")?;
+    Ok((aif, vof))
+}
+
+fn trapezoid(v: &[f64], t: &[f64]) -> f64 {
+    v.windows(2).zip(t.windows(2)).map(|(a, b)| 0.5 * (a[0] + a[1]) * (b[1] - b[0])).sum()
+}
+
+/// Tissue curves on a grid binned in-plane by `factor`: curves [(z·ny + y)·nx + x][t] and the
+/// binned tissue mask (a block is tissue when at least 3 of 4 of its voxels are).
+#[derive(Debug, Clone)]
+pub struct BinnedCurves {
+    pub geometry: VolumeGeometry,
+    pub n_t: usize,
+    pub curves: Vec<f32>,
+    pub mask: Vec<bool>,
+}
+
+/// Averages ΔHU over `factor × factor` in-plane blocks of tissue voxels.
+pub fn bin_tissue(delta: &VolumeSeries, tissue: &[bool], factor: usize) -> Result<BinnedCurves, PerfusionError> {
+    let g = &delta.geometry;
+    let [nz, ny, nx] = g.shape_zyx();
+    let f = factor.max(1);
+    let (bx, by) = (nx / f, ny / f);
+    if bx == 0 || by == 0 {
+        return Err(invalid("binning factor", f, &format!("larger than the {nx} × {ny} slices")));
+    }
+    let n_t = delta.n_frames();
+    let half = (f as f64 - 1.0) / 2.0;
+    let origin = g.position_mm(half, half, 0.0);
+    let geometry = VolumeGeometry::new(
+        [bx, by, nz],
+        [g.spacing_mm[0] * f as f64, g.spacing_mm[1] * f as f64, g.spacing_mm[2]],
+        origin,
+        g.direction,
+    )
+    .map_err(|e| invalid("binned grid", f, &e.to_string()))?;
+    let frames: Vec<&[f32]> = delta.data.axis_iter(Axis(0)).map(|fr| fr.to_slice().expect("standard layout")).collect();
+    let mut curves = vec![0f32; nz * by * bx * n_t];
+    let mut mask = vec![false; nz * by * bx];
+    curves.par_chunks_mut(by * bx * n_t).zip(mask.par_chunks_mut(by * bx)).enumerate().for_each(|(k, (c, m))| {
+        for j in 0..by {
+            for i in 0..bx {
+                let mut members = Vec::with_capacity(f * f);
+                for b in 0..f {
+                    for a in 0..f {
+                        let p = (k * ny + j * f + b) * nx + i * f + a;
+                        if tissue[p] {
+                            members.push(p);
+                        }
+                    }
+                }
+                let q = j * bx + i;
+                if members.len() * 4 < 3 * f * f || members.is_empty() {
+                    continue;
+                }
+                m[q] = true;
+                let inv = 1.0 / members.len() as f32;
+                for (t, fr) in frames.iter().enumerate() {
+                    c[q * n_t + t] = members.iter().map(|&p| fr[p]).sum::<f32>() * inv;
+                }
+            }
+        }
+    });
+    Ok(BinnedCurves { geometry, n_t, curves, mask })
+}
+
+/// Per-voxel maps from (denoised) curves; voxels outside `mask` are NaN.
+pub fn fit_maps(
+    curves: &BinnedCurves,
+    aif: &[f64],
+    times_s: &[f64],
+    estimator: &Estimator,
+    constants: Constants,
+    sigma: f32,
+) -> Result<PerfusionMaps, PerfusionError> {
+    let n_t = curves.n_t;
+    let n = curves.mask.len();
+    let dt =
+        if times_s.len() > 1 { (times_s[times_s.len() - 1] - times_s[0]) / (times_s.len() - 1) as f64 } else { 1.0 };
+    let model = match estimator {
+        Estimator::ModelFit(grid) => Some(ModelFit::new(aif, times_s, grid.clone(), constants)?),
+        Estimator::Deconvolution(_) => {
+            // Deconvolution needs a uniform sampling.
+            if let Some(w) = times_s.windows(2).find(|w| ((w[1] - w[0]) - dt).abs() > 0.05 * dt) {
+                return Err(invalid(
+                    "frame interval (s)",
+                    w[1] - w[0],
+                    &format!("deconvolution needs uniform sampling ({dt:.2} s)"),
+                ));
+            }
+            None
+        }
+    };
+    let nan = [f32::NAN; 5];
+    let values: Vec<[f32; 5]> = (0..n)
+        .into_par_iter()
+        .map(|v| {
+            if !curves.mask[v] {
+                return nan;
+            }
+            let c = &curves.curves[v * n_t..(v + 1) * n_t];
+            let ttp = ttp_s(c, times_s) as f32;
+            match (&model, estimator) {
+                (Some(m), _) => match m.fit_noisy(c, sigma) {
+                    Ok(e) => [e.cbf as f32, e.cbv as f32, e.mtt_s as f32, e.tmax_s as f32, ttp],
+                    Err(_) => nan,
+                },
+                (None, Estimator::Deconvolution(method)) => {
+                    let c64: Vec<f64> = c.iter().map(|&x| x as f64).collect();
+                    match estimate_curve(aif, &c64, dt, *method, constants) {
+                        Ok(e) => [e.cbf as f32, e.cbv as f32, e.mtt_s as f32, e.tmax_s as f32, ttp],
+                        Err(_) => nan,
+                    }
+                }
+                _ => nan,
+            }
+        })
+        .collect();
+    let [nz, ny, nx] = curves.geometry.shape_zyx();
+    let vol = |i: usize| Volume {
+        geometry: curves.geometry.clone(),
+        data: Array3::from_shape_vec((nz, ny, nx), values.iter().map(|v| v[i]).collect()).expect("map size"),
+    };
+    Ok(PerfusionMaps { cbf: vol(0), cbv: vol(1), mtt: vol(2), tmax: vol(3), ttp: vol(4) })
+}
+
+/// Time to peak (s) with parabolic refinement.
+fn ttp_s(c: &[f32], t: &[f64]) -> f64 {
+    let (i, _) = c.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+    if i == 0 || i + 1 >= c.len() {
+        return t[i];
+    }
+    let (a, b, d) = (c[i - 1] as f64, c[i] as f64, c[i + 1] as f64);
+    let den = a - 2.0 * b + d;
+    let off = if den < 0.0 { (0.5 * (a - d) / den).clamp(-0.5, 0.5) } else { 0.0 };
+    let step = if off >= 0.0 { t[i + 1] - t[i] } else { t[i] - t[i - 1] };
+    t[i] + off * step
+}
+
+/// In-plane median over (2r + 1)² voxels of a map, over the voxels in `mask` (NaN stay NaN).
+pub fn median_clean(map: &Volume, mask: &[bool], r: usize) -> Volume {
+    let [nz, ny, nx] = map.geometry.shape_zyx();
+    let src = map.data.as_slice().expect("standard layout");
+    let mut out = src.to_vec();
+    out.par_chunks_mut(ny * nx).enumerate().for_each(|(k, o)| {
+        let s = &src[k * ny * nx..(k + 1) * ny * nx];
+        let m = &mask[k * ny * nx..(k + 1) * ny * nx];
+        let mut buf = Vec::with_capacity((2 * r + 1) * (2 * r + 1));
+        for j in 0..ny {
+            for i in 0..nx {
+                if !m[j * nx + i] || !s[j * nx + i].is_finite() {
+                    continue;
+                }
+                buf.clear();
+                for b in j.saturating_sub(r)..(j + r + 1).min(ny) {
+                    for a in i.saturating_sub(r)..(i + r + 1).min(nx) {
+                        let v = s[b * nx + a];
+                        if m[b * nx + a] && v.is_finite() {
+                            buf.push(v);
+                        }
+                    }
+                }
+                buf.sort_unstable_by(|a, b| a.total_cmp(b));
+                o[j * nx + i] = buf[buf.len() / 2];
+            }
+        }
+    });
+    Volume { geometry: map.geometry.clone(), data: Array3::from_shape_vec((nz, ny, nx), out).expect("map size") }
+}
+
+/// Runs the whole pipeline on a series in HU (consumed: it is corrected and turned into ΔHU in
+/// place to keep one copy in memory).
+pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<StrokeResult, PerfusionError> {
+    let mut steps = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &'static str, steps: &mut Vec<(&'static str, f64)>| {
+        steps.push((name, clock.elapsed().as_secs_f64()));
+        clock = Instant::now();
+    };
+    if series.n_frames() < 6 {
+        return Err(invalid("frames", series.n_frames(), "a perfusion series needs at least 6"));
+    }
+    if let Some(v) = series.data.iter().find(|v| !v.is_finite()) {
+        return Err(invalid("series voxel (HU)", v, "must be finite"));
+    }
+    let motion = correct_motion(&mut series, 0, options.motion_tolerance_mm)?;
+    lap("motion correction", &mut steps);
+
+    let first = mean_frames(&series, 0..2)?;
+    let intracranial = intracranial_mask(&first);
+    let rough_tissue = tissue_mask(&first, &intracranial, options.tissue_hu);
+    let timing = bolus_timing(&series, &rough_tissue)?;
+    lap("brain mask and bolus timing", &mut steps);
+
+    let baseline = enhancement(&mut series, timing.baseline.clone())?;
+    let tissue = tissue_mask(&baseline, &intracranial, options.tissue_hu);
+    lap("enhancement", &mut steps);
+
+    let (aif, vof) = select_vessels(&series, &intracranial, &tissue, &timing)?;
+    let aif_scale = if aif.area > 0.0 { (vof.area / aif.area).clamp(0.5, 3.0) } else { 1.0 };
+    let scaled_aif: Vec<f64> = aif.curve.iter().map(|v| v * aif_scale).collect();
+    lap("arterial and venous curves", &mut steps);
+
+    let g = &series.geometry;
+    let factor = ((options.target_pixel_mm / g.spacing_mm[0].max(g.spacing_mm[1])).round() as usize).max(1);
+    let mut binned = bin_tissue(&series, &tissue, factor)?;
+    let times_s = series.times_s.clone();
+    drop(series);
+    lap("binning", &mut steps);
+
+    if let Some(filter) = &options.denoise {
+        let [nz, ny, nx] = binned.geometry.shape_zyx();
+        let n_t = binned.n_t;
+        for k in 0..nz {
+            let slice = &mut binned.curves[k * ny * nx * n_t..(k + 1) * ny * nx * n_t];
+            let mask = &binned.mask[k * ny * nx..(k + 1) * ny * nx];
+            let out = filter.apply_slice(slice, nx, ny, n_t, mask);
+            slice.copy_from_slice(&out);
+        }
+    }
+    let sigma = noise_sigma(&binned.curves, binned.n_t, &binned.mask);
+    lap("denoising", &mut steps);
+
+    let maps = fit_maps(&binned, &scaled_aif, &times_s, &options.estimator, options.constants, sigma)?;
+    lap("fit", &mut steps);
+
+    // Vessels out, then the clean maps the volumes are read from.
+    let cbv = maps.cbv.data.as_slice().expect("standard layout");
+    let tissue_map: Vec<bool> =
+        binned.mask.iter().zip(cbv).map(|(&m, &v)| m && v.is_finite() && v <= options.vessel_cbv as f32).collect();
+    let cbf_clean = median_clean(&maps.cbf, &tissue_map, options.clean_radius_px);
+    let tmax_clean = median_clean(&maps.tmax, &tissue_map, options.clean_radius_px);
+    let [nz, ny, nx] = binned.geometry.shape_zyx();
+    let mut mid_x = 0.0;
+    let mut n_mid = 0usize;
+    for (p, _) in tissue_map.iter().enumerate().filter(|(_, &m)| m) {
+        let (k, j, i) = (p / (ny * nx), (p / nx) % ny, p % nx);
+        mid_x += binned.geometry.position_mm(i as f64, j as f64, k as f64)[0];
+        n_mid += 1;
+    }
+    let mid_x = if n_mid > 0 { mid_x / n_mid as f64 } else { 0.0 };
+    let side: Vec<Side> = (0..nz * ny * nx)
+        .map(|p| {
+            let (k, j, i) = (p / (ny * nx), (p / nx) % ny, p % nx);
+            // LPS: +x is the patient's left.
+            if binned.geometry.position_mm(i as f64, j as f64, k as f64)[0] >= mid_x {
+                Side::Left
+            } else {
+                Side::Right
+            }
+        })
+        .collect();
+    let voxel_ml = binned.geometry.spacing_mm.iter().product::<f64>() / 1000.0;
+    let cbf_s = cbf_clean.data.as_slice().expect("standard layout");
+    let tmax_s = tmax_clean.data.as_slice().expect("standard layout");
+    let decision = decide(cbf_s, tmax_s, &tissue_map, &side, voxel_ml, options.thresholds)?;
+    let th = options.thresholds;
+    let hypoperfused: Vec<bool> =
+        (0..tmax_s.len()).map(|i| tissue_map[i] && tmax_s[i] as f64 > th.hypoperfusion_tmax_s).collect();
+    let core: Vec<bool> = (0..tmax_s.len())
+        .map(|i| hypoperfused[i] && (cbf_s[i] as f64) < th.core_relative_cbf * decision.reference_cbf)
+        .collect();
+    lap("decision", &mut steps);
+
+    let mut quality = Vec::new();
+    if aif.peak_hu < 100.0 {
+        quality.push(QualityFlag::LowArterialPeak(aif.peak_hu));
+    }
+    if vof.peak_hu > 0.0 {
+        let last = *vof.curve.last().expect("frames");
+        if last / vof.peak_hu > 0.25 {
+            quality.push(QualityFlag::VenousTruncated(last / vof.peak_hu));
+        }
+    }
+    if timing.baseline.len() < 2 {
+        quality.push(QualityFlag::ShortBaseline(timing.baseline.len()));
+    }
+    for (t, m) in motion.iter().enumerate() {
+        if m.displacement_mm > 3.0 {
+            quality.push(QualityFlag::Motion(t, m.displacement_mm));
+        }
+    }
+    Ok(StrokeResult {
+        maps,
+        tissue: tissue_map,
+        core,
+        hypoperfused,
+        decision,
+        aif,
+        vof,
+        aif_scale,
+        timing,
+        motion,
+        quality,
+        noise_hu: sigma as f64,
+        times_s,
+        steps,
+    })
+}
