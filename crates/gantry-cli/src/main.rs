@@ -8,6 +8,8 @@ mod demo;
 mod dicom;
 mod node;
 mod progress;
+mod stroke;
+mod summary;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -40,6 +42,10 @@ enum Command {
     Project(ProjectArgs),
     /// Write one slice of a volume as a PNG with a display window.
     Slice(SliceArgs),
+    /// Stroke CT perfusion: a DICOM folder or 4D NIfTI (or --demo, the synthetic brain) → CBF,
+    /// CBV, MTT, Tmax, TTP maps, core and hypoperfusion volumes, mismatch, DEFUSE-3/EXTEND
+    /// figures, as NIfTI, DICOM, PNG and JSON.
+    Stroke(stroke::StrokeArgs),
     /// DICOM folders: list the series, import one into a volume file, export a volume as a CT
     /// series.
     Dicom(dicom::DicomArgs),
@@ -218,6 +224,7 @@ fn main() {
         Command::Slice(a) => slice_cmd(a),
         Command::Protocol { preset } => protocol(&preset),
         Command::Dicom(a) => dicom::run(a),
+        Command::Stroke(a) => stroke::run(a),
         Command::Serve(a) => dicom::serve(a),
     };
     if let Err(e) = result {

@@ -68,13 +68,14 @@ pub struct Rule {
     #[serde(default)]
     pub min_instances: usize,
     /// The pipeline to run: `copy` (the series read into a volume and written back as a
-    /// derived series; a check of the whole chain).
+    /// derived series; a check of the whole chain) or `stroke` (CT perfusion: map series and
+    /// the summary Secondary Capture).
     pub pipeline: String,
     /// A key of `destinations`.
     pub send_to: String,
 }
 
-const PIPELINES: &[&str] = &["copy"];
+const PIPELINES: &[&str] = &["copy", "stroke"];
 
 impl NodeConfig {
     pub fn read(path: &Path) -> Result<NodeConfig> {
@@ -153,6 +154,16 @@ fn run_pipeline(name: &str, rule: &str, input: &Path, output: &Path) -> Result<(
             let vol = read_series_volume(series)?;
             let meta = SeriesMeta::derived_from(series, &format!("{rule}: copy"));
             write_ct_series(output, &vol, &meta)?;
+            Ok(())
+        }
+        "stroke" => {
+            let scan = scan_folder(input)?;
+            let series = scan.series.iter().max_by_key(|s| s.files.len()).context("no series in the folder")?;
+            let dynamic = gantry_io::dicom::read_dynamic_series(series)?;
+            let t = std::time::Instant::now();
+            let result = gantry_perfusion::run_stroke(dynamic, &gantry_perfusion::StrokeOptions::default())?;
+            let label = format!("{rule}: {} ({})", series.description, series.uid);
+            crate::stroke::write_outputs(output, &result, Some(series), None, &label, t.elapsed().as_secs_f64())?;
             Ok(())
         }
         other => bail!("unknown pipeline {other:?}"),

@@ -13,3 +13,11 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     b.set_message(what.to_string());
     b
 }
+
+/// A spinner for work without steps to count.
+pub fn spinner(what: &str) -> ProgressBar {
+    let b = ProgressBar::new_spinner();
+    b.set_message(what.to_string());
+    b.enable_steady_tick(std::time::Duration::from_millis(120));
+    b
+}

@@ -245,3 +245,132 @@ fn a_bad_node_configuration_names_the_field() {
     let out = gantry().args(["serve", "--config", "n.toml"]).current_dir(dir.path()).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("quiet_period_s = -1"));
 }
+
+/// Runs `gantry ARGS` in `dir` expecting failure; its stderr.
+fn run_err(dir: &Path, args: &[&str]) -> String {
+    let out = gantry().args(args).current_dir(dir).output().unwrap();
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn stroke_demo_and_its_saved_nifti_give_the_lesion_and_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The synthetic brain on a 128 matrix (1.8 mm pixels), 5 HU per 0.45 mm voxel, with motion.
+    run_ok(d, &["stroke", "--demo", "--matrix", "128", "-o", "demo", "--save-input", "ctp.nii.gz"]);
+    for f in [
+        "cbf.nii.gz",
+        "cbv.nii.gz",
+        "mtt.nii.gz",
+        "tmax.nii.gz",
+        "ttp.nii.gz",
+        "core_mask.nii.gz",
+        "tmax6_mask.nii.gz",
+        "summary.png",
+        "report.json",
+        "dicom/summary.dcm",
+        "dicom/cbf/CT00001.dcm",
+    ] {
+        assert!(d.join("demo").join(f).is_file(), "missing {f}");
+    }
+    let r = json(&d.join("demo/report.json"));
+    let (core, core_truth) = (r["core_ml"].as_f64().unwrap(), r["truth"]["core_ml"].as_f64().unwrap());
+    let (hypo, hypo_truth) = (r["hypoperfused_tmax6_ml"].as_f64().unwrap(), r["truth"]["tmax6_ml"].as_f64().unwrap());
+    assert!((core - core_truth).abs() <= 5.0, "core {core} vs {core_truth} mL");
+    assert!((hypo - hypo_truth).abs() <= 10.0_f64.max(0.1 * hypo_truth), "Tmax > 6 s {hypo} vs {hypo_truth} mL");
+    assert_eq!(r["defuse3_imaging_criteria_met"], r["truth"]["defuse3"]);
+    assert_eq!(r["extend_imaging_criteria_met"], r["truth"]["extend"]);
+    assert_eq!(r["affected_side"], "left");
+    // The CBF map reads back in mL/100 g/min: normal contralateral tissue is 25–60.
+    let cbf = gantry_io::read_volume(&d.join("demo/cbf.nii.gz")).unwrap();
+    let reference = r["reference_cbf_ml_100g_min"].as_f64().unwrap();
+    assert!((20.0..60.0).contains(&reference), "reference CBF {reference}");
+    assert!(cbf.data.iter().any(|v| v.is_finite()));
+    // The same series read back from the 4D NIfTI gives the same figures.
+    run_ok(d, &["stroke", "ctp.nii.gz", "-o", "nifti"]);
+    let n = json(&d.join("nifti/report.json"));
+    // (The voxel volume comes back through NIfTI's f32 spacing: equal to 1e-6.)
+    for key in ["core_ml", "hypoperfused_tmax6_ml", "mismatch_ml"] {
+        let (a, b) = (n[key].as_f64().unwrap(), r[key].as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{key}: NIfTI {a} vs demo {b}");
+    }
+    // Objects pass dciodvfy (the map's Rescale Type US is outside dciodvfy's CT list: the one
+    // expected warning).
+    if let Some(dciodvfy) = ["/usr/bin/dciodvfy"].iter().map(Path::new).find(|p| p.is_file()) {
+        for f in ["demo/dicom/summary.dcm", "demo/dicom/cbf/CT00010.dcm", "demo/dicom/tmax/CT00010.dcm"] {
+            let out = Command::new(dciodvfy).arg(d.join(f)).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+            let bad: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("Error") || l.starts_with("Warning"))
+                .filter(|l| !(l.contains("defined term <US>") && l.contains("Rescale Type")))
+                .collect();
+            assert!(bad.is_empty(), "dciodvfy {f}:\n{text}");
+        }
+    }
+    // Bad input is named.
+    assert!(run_err(d, &["stroke"]).contains("--demo"));
+    assert!(run_err(d, &["stroke", "--demo", "--matrix", "300"]).contains("--matrix 300"));
+    assert!(run_err(d, &["stroke", "missing.nii"]).contains("missing.nii"));
+    let e = run_err(d, &["stroke", "ctp.nii.gz", "--frame-times", "0,1,2", "-o", "x"]);
+    assert!(e.contains("frame times"), "{e}");
+}
+
+#[test]
+fn a_stroke_rule_processes_an_arriving_perfusion_series_and_sends_the_maps() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok = |args: &[&str]| run_ok(d, args);
+    ok(&["stroke", "--demo", "--matrix", "128", "--still", "-o", "demo", "--save-input", "ctp"]);
+    let truth = json(&d.join("demo/report.json"))["truth"].clone();
+    let (mut pacs, pacs_addr) = spawn_node(d, &["--port", "0", "--ae", "PACS", "--storage", "pacs"]);
+    std::fs::write(
+        d.join("node.toml"),
+        format!(
+            "ae = \"NODE\"\nport = 0\nstorage = \"node\"\nquiet_period_s = 1.0\n[destinations]\npacs = \"{pacs_addr}\"\n\
+             [[rules]]\nname = \"stroke\"\nmodality = \"CT\"\nseries_description = \"perfusion\"\n\
+             min_instances = 192\npipeline = \"stroke\"\nsend_to = \"pacs\"\n"
+        ),
+    )
+    .unwrap();
+    let (mut node, node_addr) = spawn_node(d, &["--config", "node.toml"]);
+    ok(&["dicom", "send", &node_addr, "ctp"]);
+    let t = std::time::Instant::now();
+    let mut listing = String::new();
+    while t.elapsed() < std::time::Duration::from_secs(120) {
+        if d.join("pacs").is_dir() {
+            listing = ok(&["dicom", "ls", "pacs"]);
+            if listing.contains("Perfusion summary") && listing.matches("32 images").count() == 5 {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    node.kill().unwrap();
+    pacs.kill().unwrap();
+    let _ = (node.wait(), pacs.wait());
+    assert!(listing.contains("CBF (mL/100 g/min)") && listing.contains("Tmax (second)"), "{listing}");
+    assert!(listing.contains("Perfusion summary") && listing.matches("32 images").count() == 5, "{listing}");
+    // The node's own report of what it found, against the phantom's truth.
+    let reports: Vec<_> = walk(&d.join("node/results")).into_iter().filter(|p| p.ends_with("report.json")).collect();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let r = json(&reports[0]);
+    let (core, want) = (r["core_ml"].as_f64().unwrap(), truth["core_ml"].as_f64().unwrap());
+    assert!((core - want).abs() <= 5.0, "core {core} vs {want} mL");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

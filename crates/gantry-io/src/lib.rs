@@ -9,7 +9,9 @@
 //!   geometry file beside it (`name.geometry.toml`): [`write_projections`], [`read_projections`].
 //! - RTK geometry XML read (and written for a circular scan), so RTK data reconstructs
 //!   unchanged: [`rtk`].
-//! - PNG slices with a display window: [`write_slice_png`].
+//! - Dynamic series (CT perfusion) as 4D NIfTI with their frame interval:
+//!   [`write_nifti_series`], [`read_nifti_series`].
+//! - PNG slices with a display window: [`write_slice_png`]; RGB images: [`write_rgb_png`].
 //! - DICOM: folders of series read into volumes, CT series and RGB Secondary Capture written:
 //!   [`dicom`].
 //!
@@ -29,7 +31,8 @@ pub mod rtk;
 pub mod volume_files;
 
 pub use error::{IoError, Result};
-pub use png_slices::{write_grey_png, write_slice_png, Plane};
+pub use nifti_io::{read_nifti_series, write_nifti_series};
+pub use png_slices::{write_grey_png, write_rgb_png, write_slice_png, Plane};
 pub use volume_files::{
     geometry_path_for, read_geometry, read_projections, read_volume, write_geometry, write_projections, write_volume,
 };

@@ -3,7 +3,7 @@
 
 use crate::atomic::write_atomically;
 use crate::error::{IoError, Result};
-use gantry_core::{Volume, VolumeGeometry};
+use gantry_core::{Volume, VolumeGeometry, VolumeSeries};
 use nalgebra::Matrix4;
 use ndarray::Ix3;
 use nifti::writer::WriterOptions;
@@ -67,6 +67,13 @@ pub fn read_nifti(path: &Path) -> Result<Volume> {
         .map_err(|e| IoError::format(path, "data", e, "is not 3D"))?;
     // [x][y][z] → [z][y][x], made contiguous.
     let data = arr.reversed_axes().as_standard_layout().to_owned();
+    let geometry = geometry_of(path, &h)?;
+    Volume::new(geometry, data).map_err(|e| IoError::core(path, e))
+}
+
+/// The LPS grid a NIfTI header describes (sform, else qform, else pixdim).
+fn geometry_of(path: &Path, h: &NiftiHeader) -> Result<VolumeGeometry> {
+    let (nx, ny, nz) = (h.dim[1] as usize, h.dim[2] as usize, h.dim[3] as usize);
     let affine: Matrix4<f64> = if h.sform_code > 0 {
         h.sform_affine()
     } else if h.qform_code > 0 {
@@ -101,6 +108,103 @@ pub fn read_nifti(path: &Path) -> Result<Volume> {
             }
         }
     }
-    let geometry = VolumeGeometry::new([nx, ny, nz], spacing, origin, direction).map_err(|e| IoError::core(path, e))?;
-    Volume::new(geometry, data).map_err(|e| IoError::core(path, e))
+    VolumeGeometry::new([nx, ny, nz], spacing, origin, direction).map_err(|e| IoError::core(path, e))
+}
+
+/// Seconds per unit of a NIfTI time axis (xyzt_units bits 3–5: s, ms, µs).
+fn seconds_per_time_unit(xyzt_units: u8) -> Option<f64> {
+    match xyzt_units & 0x38 {
+        8 => Some(1.0),
+        16 => Some(1e-3),
+        24 => Some(1e-6),
+        0 => Some(1.0),
+        _ => None,
+    }
+}
+
+/// Writes a dynamic series as a 4D NIfTI-1 (float32, LPS → RAS as for volumes). NIfTI holds one
+/// frame interval: the series must be sampled uniformly (within 1 %); the first time goes to
+/// `toffset`.
+pub fn write_nifti_series(path: &Path, series: &VolumeSeries, description: &str) -> Result<()> {
+    let t = &series.times_s;
+    let dt = if t.len() > 1 { (t[t.len() - 1] - t[0]) / (t.len() - 1) as f64 } else { 1.0 };
+    if let Some(w) = t.windows(2).find(|w| ((w[1] - w[0]) - dt).abs() > 0.01 * dt) {
+        return Err(IoError::format(
+            path,
+            "frame interval (s)",
+            w[1] - w[0],
+            format!("NIfTI stores one interval and the series' mean is {dt:.3} s"),
+        ));
+    }
+    let g = &series.geometry;
+    let mut header = NiftiHeader::default();
+    let affine = ras_affine(g);
+    header.set_sform(&affine, XForm::ScannerAnat);
+    header.set_qform(&affine, XForm::ScannerAnat);
+    header.pixdim[1..5].copy_from_slice(&[
+        g.spacing_mm[0] as f32,
+        g.spacing_mm[1] as f32,
+        g.spacing_mm[2] as f32,
+        dt as f32,
+    ]);
+    header.toffset = t[0] as f32;
+    header.xyzt_units = 2 | 8; // millimetres, seconds
+    let mut d = description.as_bytes().to_vec();
+    d.truncate(79);
+    header.descrip = d;
+    write_atomically(path, |tmp| {
+        WriterOptions::new(tmp)
+            .reference_header(&header)
+            .write_nifti(&series.data.t())
+            .map_err(|e| IoError::Nifti { path: path.to_owned(), source: e })
+    })
+}
+
+/// Reads a 4D NIfTI-1 (x, y, z, t) as a dynamic series, frame t at toffset + t·pixdim[4]
+/// seconds; `times_s` overrides them (one per frame).
+pub fn read_nifti_series(path: &Path, times_s: Option<Vec<f64>>) -> Result<VolumeSeries> {
+    let obj = ReaderOptions::new().read_file(path).map_err(|e| IoError::Nifti { path: path.to_owned(), source: e })?;
+    let h = obj.header().clone();
+    if h.dim[0] != 4 {
+        return Err(IoError::format(
+            path,
+            "dim",
+            format!("{:?}", &h.dim[..(h.dim[0] as usize + 1).min(8)]),
+            "a perfusion series must have 4 dimensions (x, y, z, t)",
+        ));
+    }
+    let (nx, ny, nz, nt) = (h.dim[1] as usize, h.dim[2] as usize, h.dim[3] as usize, h.dim[4] as usize);
+    let times = match times_s {
+        Some(t) => {
+            if t.len() != nt {
+                return Err(IoError::format(path, "frame times", t.len(), format!("the file has {nt} frames")));
+            }
+            t
+        }
+        None => {
+            let unit = seconds_per_time_unit(h.xyzt_units).ok_or_else(|| {
+                IoError::format(path, "xyzt_units", h.xyzt_units, "the time axis is not in s, ms or µs")
+            })?;
+            let dt = h.pixdim[4] as f64 * unit;
+            if !(dt.is_finite() && dt > 0.0) {
+                return Err(IoError::format(
+                    path,
+                    "pixdim[4] (frame interval)",
+                    h.pixdim[4],
+                    "must be positive; give the frame times instead",
+                ));
+            }
+            (0..nt).map(|i| h.toffset as f64 * unit + i as f64 * dt).collect()
+        }
+    };
+    let geometry = geometry_of(path, &h)?;
+    let arr =
+        obj.into_volume().into_ndarray::<f32>().map_err(|e| IoError::Nifti { path: path.to_owned(), source: e })?;
+    let arr = arr
+        .into_shape_clone(ndarray::IxDyn(&[nx, ny, nz, nt]))
+        .map_err(|e| IoError::format(path, "data", e, "does not match dim"))?
+        .into_dimensionality::<ndarray::Ix4>()
+        .map_err(|e| IoError::format(path, "data", e, "is not 4D"))?;
+    let data = arr.reversed_axes().as_standard_layout().to_owned();
+    VolumeSeries::new(geometry, times, data).map_err(|e| IoError::core(path, e))
 }

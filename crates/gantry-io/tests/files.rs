@@ -159,3 +159,45 @@ fn png_slice_applies_the_window() {
     assert!(e.contains("slice index") && e.contains('3'), "{e}");
     let _ = read_mha;
 }
+
+#[test]
+fn four_d_nifti_round_trip_keeps_frames_times_and_geometry() {
+    use gantry_core::VolumeSeries;
+    use gantry_io::{read_nifti_series, write_nifti_series};
+    let dir = tempfile::tempdir().unwrap();
+    let g = VolumeGeometry::new(
+        [5, 4, 3],
+        [0.5, 0.6, 5.0],
+        [-10.0, 20.0, -7.5],
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+    )
+    .unwrap();
+    let data =
+        ndarray::Array4::from_shape_fn((6, 3, 4, 5), |(t, k, j, i)| (t * 1000 + k * 100 + j * 10 + i) as f32 - 50.0);
+    let times: Vec<f64> = (0..6).map(|t| 4.0 + 2.0 * t as f64).collect();
+    let s = VolumeSeries::new(g, times, data).unwrap();
+    let path = dir.path().join("ctp.nii.gz");
+    write_nifti_series(&path, &s, "ctp").unwrap();
+    let back = read_nifti_series(&path, None).unwrap();
+    assert_eq!(back.data, s.data);
+    assert_eq!(back.times_s, s.times_s);
+    assert_eq!(back.geometry.dims, s.geometry.dims);
+    for a in 0..3 {
+        assert!((back.geometry.origin_mm[a] - s.geometry.origin_mm[a]).abs() < 1e-4);
+        assert!((back.geometry.spacing_mm[a] - s.geometry.spacing_mm[a]).abs() < 1e-6);
+    }
+    // Given times override the header's; a wrong count is an error naming it.
+    let t2: Vec<f64> = (0..6).map(|t| t as f64 * 1.5).collect();
+    assert_eq!(read_nifti_series(&path, Some(t2.clone())).unwrap().times_s, t2);
+    let e = read_nifti_series(&path, Some(vec![0.0; 5])).unwrap_err();
+    assert!(e.to_string().contains("frame times"), "{e}");
+    // Uneven sampling cannot be stored as one interval; a 3D file is not a series.
+    let mut uneven = s.clone();
+    uneven.times_s[3] += 0.7;
+    let e = write_nifti_series(&dir.path().join("u.nii"), &uneven, "").unwrap_err();
+    assert!(e.to_string().contains("frame interval"), "{e}");
+    let vol = dir.path().join("v.nii");
+    write_volume(&vol, &s.frame(0), "").unwrap();
+    let e = read_nifti_series(&vol, None).unwrap_err();
+    assert!(e.to_string().contains("4 dimensions"), "{e}");
+}

@@ -140,6 +140,8 @@ pub struct PerfusionMaps {
 #[derive(Debug, Clone)]
 pub struct StrokeResult {
     pub maps: PerfusionMaps,
+    /// The unenhanced image (baseline mean, HU) on the map grid, for display.
+    pub baseline: Volume,
     /// Tissue voxels of the map grid the volumes are counted over (vessels removed).
     pub tissue: Vec<bool>,
     /// Core and Tmax > 6 s masks on the map grid, after clean-up.
@@ -471,6 +473,23 @@ pub fn bin_tissue(delta: &VolumeSeries, tissue: &[bool], factor: usize) -> Resul
     Ok(BinnedCurves { geometry, n_t, curves, mask })
 }
 
+/// Block means of a volume over `factor × factor` in-plane blocks, on `geometry`.
+fn bin_volume(v: &Volume, factor: usize, geometry: &VolumeGeometry) -> Volume {
+    let [nz, by, bx] = geometry.shape_zyx();
+    let f = factor.max(1);
+    let inv = 1.0 / (f * f) as f32;
+    let data = Array3::from_shape_fn((nz, by, bx), |(k, j, i)| {
+        let mut s = 0.0;
+        for b in 0..f {
+            for a in 0..f {
+                s += v.data[[k, j * f + b, i * f + a]];
+            }
+        }
+        s * inv
+    });
+    Volume { geometry: geometry.clone(), data }
+}
+
 /// Per-voxel maps from (denoised) curves; voxels outside `mask` are NaN.
 pub fn fit_maps(
     curves: &BinnedCurves,
@@ -611,6 +630,7 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     let g = &series.geometry;
     let factor = ((options.target_pixel_mm / g.spacing_mm[0].max(g.spacing_mm[1])).round() as usize).max(1);
     let mut binned = bin_tissue(&series, &tissue, factor)?;
+    let baseline = bin_volume(&baseline, factor, &binned.geometry);
     let times_s = series.times_s.clone();
     drop(series);
     lap("binning", &mut steps);
@@ -689,6 +709,7 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     }
     Ok(StrokeResult {
         maps,
+        baseline,
         tissue: tissue_map,
         core,
         hypoperfused,

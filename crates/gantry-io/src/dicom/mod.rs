@@ -43,6 +43,7 @@ pub use uid::UidGenerator;
 pub use waveform::read_ecg;
 pub use write::{
     write_ct_dynamic_series, write_ct_series, write_rgb_secondary_capture, PatientStudy, RgbImage, SeriesMeta,
+    ValueUnits,
 };
 
 /// An attribute's text, trailing padding removed; empty when absent or not text.

@@ -9,6 +9,7 @@ use super::read::DicomSeries;
 use super::uid::{UidGenerator, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
 use crate::atomic::write_atomically;
 use crate::error::{IoError, Result};
+use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
@@ -59,6 +60,24 @@ pub struct SeriesMeta {
     pub model_name: String,
     /// Seed of the UID generator: the same seed gives the same UIDs (and files).
     pub uid_seed: Option<u64>,
+    /// For images that are not HU (perfusion maps, iodine): what the values are. None: HU.
+    #[serde(default)]
+    pub value_units: Option<ValueUnits>,
+}
+
+/// The real-world quantity a derived CT series holds, written as Rescale Type and a Real World
+/// Value Mapping with its UCUM unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValueUnits {
+    /// Rescale Type (PS3.3 C.11.1.1.2 defined terms; "US" = unspecified).
+    pub rescale_type: String,
+    /// UCUM code and its meaning, e.g. "mL/(100.g.min)", "mL/100 g/min".
+    pub ucum_code: String,
+    pub code_meaning: String,
+    /// Short label (≤ 16 characters), e.g. "CBF".
+    pub label: String,
+    /// Value of one stored step (the rescale slope, unless the range needs a larger one).
+    pub resolution: f64,
 }
 
 impl Default for SeriesMeta {
@@ -81,6 +100,7 @@ impl Default for SeriesMeta {
             manufacturer: "Gantry".into(),
             model_name: "Gantry open CT".into(),
             uid_seed: None,
+            value_units: None,
         }
     }
 }
@@ -326,7 +346,17 @@ fn write_ct_frames(
     let for_uid = start.uids.given_or_new(&meta.frame_of_reference_uid);
     let (lo, hi) =
         frames.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v as f64), b.max(v as f64)));
-    let (slope, intercept) = if lo.is_finite() { rescale_for(lo, hi) } else { (1.0, 0.0) };
+    let (slope, intercept) = match (&meta.value_units, lo.is_finite()) {
+        (_, false) => (1.0, 0.0),
+        (None, true) => rescale_for(lo, hi),
+        (Some(u), true) => {
+            if !(u.resolution.is_finite() && u.resolution > 0.0) {
+                return Err(IoError::format(folder, "value_units.resolution", u.resolution, "must be positive"));
+            }
+            // Intercept 0 (a real-world zero is stored as 0), the finest slope the range allows.
+            (u.resolution.max(lo.abs().max(hi.abs()) / 32767.0), 0.0)
+        }
+    };
     // Image Orientation: the directions of increasing column index (x) and row index (y).
     let d = g.direction;
     let iop = [d[0][0], d[1][0], d[2][0], d[0][1], d[1][1], d[2][1]];
@@ -383,7 +413,40 @@ fn write_ct_frames(
         e.us(tags::PIXEL_REPRESENTATION, 1);
         e.ds(tags::RESCALE_INTERCEPT, &[intercept]);
         e.ds(tags::RESCALE_SLOPE, &[slope]);
-        e.str(tags::RESCALE_TYPE, VR::LO, "HU");
+        match &meta.value_units {
+            None => e.str(tags::RESCALE_TYPE, VR::LO, "HU"),
+            Some(u) => {
+                e.str(tags::RESCALE_TYPE, VR::LO, u.rescale_type.clone());
+                let stored = |v: f64| ((v - intercept) / slope).round().clamp(-32768.0, 32767.0) as i16;
+                let unit = InMemDicomObject::from_element_iter([
+                    DataElement::new(tags::CODE_VALUE, VR::SH, PrimitiveValue::from(u.ucum_code.clone())),
+                    DataElement::new(tags::CODING_SCHEME_DESIGNATOR, VR::SH, PrimitiveValue::from("UCUM")),
+                    DataElement::new(tags::CODE_MEANING, VR::LO, PrimitiveValue::from(u.code_meaning.clone())),
+                ]);
+                let mapping = InMemDicomObject::from_element_iter([
+                    DataElement::new(
+                        tags::REAL_WORLD_VALUE_FIRST_VALUE_MAPPED,
+                        VR::SS,
+                        PrimitiveValue::from(stored(lo)),
+                    ),
+                    DataElement::new(
+                        tags::REAL_WORLD_VALUE_LAST_VALUE_MAPPED,
+                        VR::SS,
+                        PrimitiveValue::from(stored(hi)),
+                    ),
+                    DataElement::new(tags::REAL_WORLD_VALUE_INTERCEPT, VR::FD, PrimitiveValue::from(intercept)),
+                    DataElement::new(tags::REAL_WORLD_VALUE_SLOPE, VR::FD, PrimitiveValue::from(slope)),
+                    DataElement::new(tags::LUT_EXPLANATION, VR::LO, PrimitiveValue::from(u.code_meaning.clone())),
+                    DataElement::new(tags::LUT_LABEL, VR::SH, PrimitiveValue::from(u.label.clone())),
+                    DataElement::new(tags::MEASUREMENT_UNITS_CODE_SEQUENCE, VR::SQ, DataSetSequence::from(vec![unit])),
+                ]);
+                e.0.push(DataElement::new(
+                    tags::REAL_WORLD_VALUE_MAPPING_SEQUENCE,
+                    VR::SQ,
+                    DataSetSequence::from(vec![mapping]),
+                ));
+            }
+        }
         e.str(tags::KVP, VR::DS, "");
         e.str(tags::ACQUISITION_NUMBER, VR::IS, (t + 1).to_string());
         // VOI LUT.

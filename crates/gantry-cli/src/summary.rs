@@ -1,0 +1,189 @@
+//! The stroke summary picture: representative slices with the core in red and the rest of the
+//! Tmax > 6 s region in green over the unenhanced brain, the arterial and venous curves, and the
+//! figures burnt in with a small built-in 5 × 7 font.
+
+use gantry_perfusion::StrokeResult;
+
+/// An RGB canvas.
+pub struct Canvas {
+    pub width: usize,
+    pub height: usize,
+    pub rgb: Vec<u8>,
+}
+
+impl Canvas {
+    fn new(width: usize, height: usize) -> Canvas {
+        Canvas { width, height, rgb: vec![0; width * height * 3] }
+    }
+    fn put(&mut self, x: usize, y: usize, c: [u8; 3]) {
+        if x < self.width && y < self.height {
+            let i = (y * self.width + x) * 3;
+            self.rgb[i..i + 3].copy_from_slice(&c);
+        }
+    }
+    fn line(&mut self, (x0, y0): (f64, f64), (x1, y1): (f64, f64), c: [u8; 3]) {
+        let n = ((x1 - x0).abs().max((y1 - y0).abs()).ceil() as usize).max(1);
+        for s in 0..=n {
+            let t = s as f64 / n as f64;
+            let (x, y) = (x0 + t * (x1 - x0), y0 + t * (y1 - y0));
+            if x >= 0.0 && y >= 0.0 {
+                self.put(x.round() as usize, y.round() as usize, c);
+                self.put(x.round() as usize, y.round() as usize + 1, c);
+            }
+        }
+    }
+    /// Text at (x, y), glyphs 5 × 7 scaled by `scale`; characters without a glyph are blank.
+    fn text(&mut self, x: usize, y: usize, s: &str, scale: usize, c: [u8; 3]) {
+        for (n, ch) in s.chars().enumerate() {
+            let rows = glyph(ch.to_ascii_uppercase());
+            for (r, bits) in rows.iter().enumerate() {
+                for col in 0..5 {
+                    if bits >> (4 - col) & 1 == 1 {
+                        for dy in 0..scale {
+                            for dx in 0..scale {
+                                self.put(x + (n * 6 + col) * scale + dx, y + r * scale + dy, c);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Rows of a 5 × 7 glyph, most significant of 5 bits on the left.
+fn glyph(c: char) -> [u8; 7] {
+    match c {
+        '0' => [14, 17, 19, 21, 25, 17, 14],
+        '1' => [4, 12, 4, 4, 4, 4, 14],
+        '2' => [14, 17, 1, 2, 4, 8, 31],
+        '3' => [31, 2, 4, 2, 1, 17, 14],
+        '4' => [2, 6, 10, 18, 31, 2, 2],
+        '5' => [31, 16, 30, 1, 1, 17, 14],
+        '6' => [6, 8, 16, 30, 17, 17, 14],
+        '7' => [31, 1, 2, 4, 8, 8, 8],
+        '8' => [14, 17, 17, 14, 17, 17, 14],
+        '9' => [14, 17, 17, 15, 1, 2, 12],
+        'A' => [14, 17, 17, 31, 17, 17, 17],
+        'B' => [30, 17, 17, 30, 17, 17, 30],
+        'C' => [14, 17, 16, 16, 16, 17, 14],
+        'D' => [28, 18, 17, 17, 17, 18, 28],
+        'E' => [31, 16, 16, 30, 16, 16, 31],
+        'F' => [31, 16, 16, 30, 16, 16, 16],
+        'G' => [14, 17, 16, 23, 17, 17, 15],
+        'H' => [17, 17, 17, 31, 17, 17, 17],
+        'I' => [14, 4, 4, 4, 4, 4, 14],
+        'J' => [7, 2, 2, 2, 2, 18, 12],
+        'K' => [17, 18, 20, 24, 20, 18, 17],
+        'L' => [16, 16, 16, 16, 16, 16, 31],
+        'M' => [17, 27, 21, 21, 17, 17, 17],
+        'N' => [17, 17, 25, 21, 19, 17, 17],
+        'O' => [14, 17, 17, 17, 17, 17, 14],
+        'P' => [30, 17, 17, 30, 16, 16, 16],
+        'Q' => [14, 17, 17, 17, 21, 18, 13],
+        'R' => [30, 17, 17, 30, 20, 18, 17],
+        'S' => [15, 16, 16, 14, 1, 1, 30],
+        'T' => [31, 4, 4, 4, 4, 4, 4],
+        'U' => [17, 17, 17, 17, 17, 17, 14],
+        'V' => [17, 17, 17, 17, 17, 10, 4],
+        'W' => [17, 17, 17, 21, 21, 21, 10],
+        'X' => [17, 17, 10, 4, 10, 17, 17],
+        'Y' => [17, 17, 17, 10, 4, 4, 4],
+        'Z' => [31, 1, 2, 4, 8, 16, 31],
+        '.' => [0, 0, 0, 0, 0, 12, 12],
+        ',' => [0, 0, 0, 0, 12, 4, 8],
+        ':' => [0, 12, 12, 0, 12, 12, 0],
+        '-' => [0, 0, 0, 31, 0, 0, 0],
+        '+' => [0, 4, 4, 31, 4, 4, 0],
+        '>' => [8, 4, 2, 1, 2, 4, 8],
+        '<' => [2, 4, 8, 16, 8, 4, 2],
+        '=' => [0, 0, 31, 0, 31, 0, 0],
+        '/' => [0, 1, 2, 4, 8, 16, 0],
+        '%' => [24, 25, 2, 4, 8, 19, 3],
+        '(' => [2, 4, 8, 8, 8, 4, 2],
+        ')' => [8, 4, 2, 2, 2, 4, 8],
+        _ => [0; 7],
+    }
+}
+
+/// The summary picture of a pipeline result; `lines` are the figures to print.
+pub fn render(r: &StrokeResult, lines: &[String]) -> Canvas {
+    let [nz, ny, nx] = r.baseline.geometry.shape_zyx();
+    // Representative slices: the four holding the most Tmax > 6 s tissue (in z order), or four
+    // evenly through the brain when there is none.
+    let per_slice: Vec<(usize, usize, usize)> = (0..nz)
+        .map(|k| {
+            let sl = k * ny * nx..(k + 1) * ny * nx;
+            (k, r.hypoperfused[sl.clone()].iter().filter(|&&h| h).count(), r.tissue[sl].iter().filter(|&&t| t).count())
+        })
+        .collect();
+    let mut slices: Vec<usize> = if per_slice.iter().any(|s| s.1 > 0) {
+        let mut s = per_slice.clone();
+        s.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        s.iter().take(4).filter(|s| s.1 > 0).map(|s| s.0).collect()
+    } else {
+        let brain: Vec<usize> = per_slice.iter().filter(|s| s.2 > 0).map(|s| s.0).collect();
+        (0..4.min(brain.len())).map(|i| brain[(i * 2 + 1) * brain.len() / 8]).collect()
+    };
+    slices.sort_unstable();
+    slices.dedup();
+    let panels = slices.len().max(1);
+    let plot_h = 180;
+    let text_h = 18 * lines.len() + 16;
+    let mut c = Canvas::new(panels * nx, ny + plot_h + text_h);
+    let base = r.baseline.data.as_slice().expect("standard layout");
+    for (p, &k) in slices.iter().enumerate() {
+        for j in 0..ny {
+            for i in 0..nx {
+                let v = k * ny * nx + j * nx + i;
+                let g = ((base[v] as f64 - 0.0) / 80.0 * 255.0).clamp(0.0, 255.0) as u8;
+                let colour = if r.core[v] {
+                    [255, (g as f32 * 0.3) as u8, (g as f32 * 0.3) as u8]
+                } else if r.hypoperfused[v] {
+                    [(g as f32 * 0.4) as u8, 220, (g as f32 * 0.4) as u8]
+                } else {
+                    [g, g, g]
+                };
+                c.put(p * nx + i, j, colour);
+            }
+        }
+        c.text(
+            p * nx + 4,
+            4,
+            &format!("Z {:.1} MM", r.baseline.geometry.position_mm(0.0, 0.0, k as f64)[2]),
+            2,
+            [255, 255, 0],
+        );
+    }
+    // Curves: arterial red, venous blue, on a common scale.
+    let (x0, y0, w, h) = (40.0, (ny + plot_h - 20) as f64, (c.width as f64 - 60.0).max(50.0), (plot_h - 40) as f64);
+    c.line((x0, y0), (x0 + w, y0), [200, 200, 200]);
+    c.line((x0, y0), (x0, y0 - h), [200, 200, 200]);
+    let t_end = r.times_s.last().copied().unwrap_or(1.0).max(1e-6);
+    let top = r.aif.curve.iter().chain(&r.vof.curve).cloned().fold(1.0, f64::max);
+    for (curve, colour) in [(&r.aif.curve, [255, 60, 60]), (&r.vof.curve, [80, 140, 255])] {
+        for i in 1..curve.len() {
+            let pt = |k: usize| (x0 + r.times_s[k] / t_end * w, y0 - curve[k].max(0.0) / top * h);
+            c.line(pt(i - 1), pt(i), colour);
+        }
+    }
+    c.text(
+        x0 as usize + 8,
+        (y0 - h) as usize,
+        &format!("ARTERIAL (RED) PEAK {:.0} HU", r.aif.peak_hu),
+        2,
+        [255, 60, 60],
+    );
+    c.text(
+        x0 as usize + 8,
+        (y0 - h) as usize + 18,
+        &format!("VENOUS (BLUE) PEAK {:.0} HU", r.vof.peak_hu),
+        2,
+        [80, 140, 255],
+    );
+    c.text(x0 as usize, y0 as usize + 4, &format!("0 - {t_end:.0} S"), 2, [200, 200, 200]);
+    for (n, l) in lines.iter().enumerate() {
+        c.text(8, ny + plot_h + 8 + 18 * n, l, 2, [255, 255, 255]);
+    }
+    c
+}
