@@ -28,6 +28,9 @@ fn main() {
         options.denoise =
             Some(gantry_perfusion::TipsFilter { sigma_spatial_px: p[0], range: p[1], passes: p[2] as usize });
     }
+    if let Ok(v) = std::env::var("FILL") {
+        options.fill_patch_mm2 = v.parse().expect("mm²");
+    }
     if let Ok(v) = std::env::var("CLEAN") {
         options.clean_radius_px = v.parse().expect("radius");
     }
@@ -37,6 +40,37 @@ fn main() {
         println!("  {s:<28} {t:6.2} s");
     }
     println!("pipeline {total:.2} s");
+    if std::env::var("ROW").is_ok() {
+        // One markdown row: case, noise, motion, core (truth), Tmax>6 (truth), flags right,
+        // AIF in artery, VOF in sinus, scale error, pipeline s, step times.
+        let d = &r.decision;
+        let aif_ok = r.aif.voxels.iter().all(|v| truth.labels[[v[0], v[1], v[2]]] == BrainClass::Artery as u8);
+        let vof_ok = r.vof.voxels.iter().all(|v| truth.labels[[v[0], v[1], v[2]]] == BrainClass::Sinus as u8);
+        let area = |c: &[f64]| c.iter().sum::<f64>();
+        let scale_err = r.aif_scale / (area(&truth.aif) / area(&r.aif.curve)) - 1.0;
+        let steps: Vec<String> = r.steps.iter().map(|(_, t)| format!("{t:.2}")).collect();
+        println!(
+            "ROW | {} | {} | {} | {:.1} ({:.1}) | {:+.1} | {:.1} ({:.1}) | {:+.1} | {} / {} ({} / {}) | {} | {} | {:+.1} % | {:.1} | {} |",
+            args.get(2).map(String::as_str).unwrap_or("typical"),
+            noise * down as f64,
+            if motion.is_some() { "10 %" } else { "none" },
+            d.core_ml,
+            truth.core_ml,
+            d.core_ml - truth.core_ml,
+            d.hypoperfused_ml,
+            truth.tmax6_ml,
+            d.hypoperfused_ml - truth.tmax6_ml,
+            d.defuse3,
+            d.extend,
+            truth.defuse3(),
+            truth.extend(),
+            if aif_ok { "yes" } else { "NO" },
+            if vof_ok { "yes" } else { "NO" },
+            100.0 * scale_err,
+            total,
+            steps.join(" / "),
+        );
+    }
     let d = &r.decision;
     println!(
         "core {:.1} mL (truth {:.1}), Tmax>6 {:.1} mL (truth {:.1}), Tmax>10 {:.1} (truth {:.1})",

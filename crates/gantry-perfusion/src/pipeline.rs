@@ -12,8 +12,9 @@
 //!    (maps are read at that scale anyway; it quarters the work and halves the noise).
 //! 7. [`TipsFilter`]: edge-preserving denoising of the curves, slice by slice.
 //! 8. [`fit_maps`]: CBF, CBV, MTT, Tmax, TTP per voxel; vessels (CBV > 8 mL/100 g) removed.
-//! 9. [`median_clean`]: a 3 × 3 masked median of CBF and Tmax before the volumes are counted,
-//!    so isolated noisy voxels do not add up to millilitres.
+//! 9. [`median_clean`]: a 7 × 7 (≈ 6 mm) masked median of CBF and Tmax before the volumes are counted,
+//!    so isolated noisy voxels do not add up to millilitres; [`fill_small_patches`]: holes in the
+//!    Tmax > 6 s region and specks outside it, below `fill_patch_mm2` per slice, are filled.
 //! 10. [`decide`]: core, hypoperfusion, mismatch, DEFUSE-3 and EXTEND; [`QualityFlag`]s.
 
 use std::ops::Range;
@@ -54,6 +55,9 @@ pub struct StrokeOptions {
     pub vessel_cbv: f64,
     /// Tissue HU window of the unenhanced image (CSF below, bone and blood-rich above).
     pub tissue_hu: (f32, f32),
+    /// Patches of at most this area (mm², per slice) on one side of the Tmax threshold inside
+    /// the other are filled ([`fill_small_patches`]); 0: never.
+    pub fill_patch_mm2: f64,
     /// Half-width (voxels) of the in-plane median the CBF and Tmax maps are cleaned with
     /// before the volumes are counted (1: 3 × 3).
     pub clean_radius_px: usize,
@@ -73,6 +77,7 @@ impl Default for StrokeOptions {
             vessel_cbv: 8.0,
             tissue_hu: (18.0, 60.0),
             clean_radius_px: 3,
+            fill_patch_mm2: 200.0,
         }
     }
 }
@@ -134,6 +139,9 @@ pub struct PerfusionMaps {
     pub mtt: Volume,
     pub tmax: Volume,
     pub ttp: Volume,
+    /// Model evidence: the squared signal the fitted model explains, in units of the curves'
+    /// noise variance (a noise-only curve scores about 10–15; NaN for deconvolution).
+    pub evidence: Volume,
 }
 
 /// Everything the pipeline found.
@@ -517,8 +525,9 @@ pub fn fit_maps(
             None
         }
     };
-    let nan = [f32::NAN; 5];
-    let values: Vec<[f32; 5]> = (0..n)
+    let nan = [f32::NAN; 6];
+    let inv_var = if sigma > 0.0 { 1.0 / (sigma as f64 * sigma as f64) } else { f64::INFINITY };
+    let values: Vec<[f32; 6]> = (0..n)
         .into_par_iter()
         .map(|v| {
             if !curves.mask[v] {
@@ -528,13 +537,17 @@ pub fn fit_maps(
             let ttp = ttp_s(c, times_s) as f32;
             match (&model, estimator) {
                 (Some(m), _) => match m.fit_noisy(c, sigma) {
-                    Ok(e) => [e.cbf as f32, e.cbv as f32, e.mtt_s as f32, e.tmax_s as f32, ttp],
+                    Ok(e) => {
+                        let energy: f64 = c.iter().map(|&v| v as f64 * v as f64).sum();
+                        let evidence = (e.explained * energy * inv_var) as f32;
+                        [e.cbf as f32, e.cbv as f32, e.mtt_s as f32, e.tmax_s as f32, ttp, evidence]
+                    }
                     Err(_) => nan,
                 },
                 (None, Estimator::Deconvolution(method)) => {
                     let c64: Vec<f64> = c.iter().map(|&x| x as f64).collect();
                     match estimate_curve(aif, &c64, dt, *method, constants) {
-                        Ok(e) => [e.cbf as f32, e.cbv as f32, e.mtt_s as f32, e.tmax_s as f32, ttp],
+                        Ok(e) => [e.cbf as f32, e.cbv as f32, e.mtt_s as f32, e.tmax_s as f32, ttp, f32::NAN],
                         Err(_) => nan,
                     }
                 }
@@ -547,7 +560,74 @@ pub fn fit_maps(
         geometry: curves.geometry.clone(),
         data: Array3::from_shape_vec((nz, ny, nx), values.iter().map(|v| v[i]).collect()).expect("map size"),
     };
-    Ok(PerfusionMaps { cbf: vol(0), cbv: vol(1), mtt: vol(2), tmax: vol(3), ttp: vol(4) })
+    Ok(PerfusionMaps { cbf: vol(0), cbv: vol(1), mtt: vol(2), tmax: vol(3), ttp: vol(4), evidence: vol(5) })
+}
+
+/// Per slice, every 4-connected patch of tissue on one side of `threshold` (Tmax above it or
+/// not) of at most `max_voxels` takes the mean value of the tissue around it: a hole in a
+/// lesion or a speck outside one is noise, not anatomy, once its area is below the scale the
+/// maps resolve. Returns how many voxels changed side.
+pub fn fill_small_patches(map: &mut Volume, tissue: &[bool], threshold: f32, max_voxels: usize) -> usize {
+    let [nz, ny, nx] = map.geometry.shape_zyx();
+    let data = map.data.as_slice_mut().expect("standard layout");
+    let mut changed = 0;
+    for k in 0..nz {
+        let off = k * ny * nx;
+        let mut seen = vec![false; ny * nx];
+        for start in 0..ny * nx {
+            let v0 = data[off + start];
+            if seen[start] || !tissue[off + start] || !v0.is_finite() {
+                continue;
+            }
+            let above = v0 > threshold;
+            // Flood the patch; collect the values of the tissue around it.
+            let mut patch = vec![start];
+            seen[start] = true;
+            let (mut around_sum, mut around_n) = (0f64, 0usize);
+            let mut head = 0;
+            let mut too_big = false;
+            while head < patch.len() {
+                let p = patch[head];
+                head += 1;
+                let (j, i) = (p / nx, p % nx);
+                let neighbours = [
+                    (i > 0).then(|| p - 1),
+                    (i + 1 < nx).then(|| p + 1),
+                    (j > 0).then(|| p - nx),
+                    (j + 1 < ny).then(|| p + nx),
+                ];
+                for q in neighbours.into_iter().flatten() {
+                    let v = data[off + q];
+                    if !tissue[off + q] || !v.is_finite() {
+                        continue;
+                    }
+                    if (v > threshold) == above {
+                        if !seen[q] {
+                            seen[q] = true;
+                            patch.push(q);
+                        }
+                    } else {
+                        around_sum += v as f64;
+                        around_n += 1;
+                    }
+                }
+                if patch.len() > max_voxels {
+                    too_big = true;
+                }
+            }
+            if too_big || around_n == 0 {
+                continue;
+            }
+            let fill = (around_sum / around_n as f64) as f32;
+            if (fill > threshold) != above {
+                for &p in &patch {
+                    data[off + p] = fill;
+                }
+                changed += patch.len();
+            }
+        }
+    }
+    changed
 }
 
 /// Time to peak (s) with parabolic refinement.
@@ -656,7 +736,12 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     let tissue_map: Vec<bool> =
         binned.mask.iter().zip(cbv).map(|(&m, &v)| m && v.is_finite() && v <= options.vessel_cbv as f32).collect();
     let cbf_clean = median_clean(&maps.cbf, &tissue_map, options.clean_radius_px);
-    let tmax_clean = median_clean(&maps.tmax, &tissue_map, options.clean_radius_px);
+    let mut tmax_clean = median_clean(&maps.tmax, &tissue_map, options.clean_radius_px);
+    let pixel_mm2 = binned.geometry.spacing_mm[0] * binned.geometry.spacing_mm[1];
+    let max_patch = (options.fill_patch_mm2 / pixel_mm2).floor() as usize;
+    if max_patch > 0 {
+        fill_small_patches(&mut tmax_clean, &tissue_map, options.thresholds.hypoperfusion_tmax_s as f32, max_patch);
+    }
     let [nz, ny, nx] = binned.geometry.shape_zyx();
     let mut mid_x = 0.0;
     let mut n_mid = 0usize;
@@ -724,4 +809,81 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
         times_s,
         steps,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intracranial_is_what_bone_encloses_and_tissue_is_its_soft_part() {
+        // One slice: air, a bone ring (radius 8–10 px), CSF core (radius < 3), tissue between.
+        let g = VolumeGeometry::centered([24, 24, 1], [1.0, 1.0, 5.0], [0.0; 3]).unwrap();
+        let data = Array3::from_shape_fn((1, 24, 24), |(_, j, i)| {
+            let r = ((i as f64 - 11.5).powi(2) + (j as f64 - 11.5).powi(2)).sqrt();
+            if r > 10.0 {
+                -1000.0f32
+            } else if r > 8.0 {
+                1200.0
+            } else if r < 3.0 {
+                8.0
+            } else {
+                35.0
+            }
+        });
+        let img = Volume::new(g, data.clone()).unwrap();
+        let ic = intracranial_mask(&img);
+        let tissue = tissue_mask(&img, &ic, (18.0, 60.0));
+        for j in 0..24 {
+            for i in 0..24 {
+                let r = ((i as f64 - 11.5).powi(2) + (j as f64 - 11.5).powi(2)).sqrt();
+                let p = j * 24 + i;
+                assert_eq!(ic[p], r <= 8.0, "intracranial at ({i}, {j}), r {r:.1}");
+                // Tissue: inside, away from the CSF/tissue border by the 3 × 3 median.
+                if (4.6..7.0).contains(&r) {
+                    assert!(tissue[p], "tissue at ({i}, {j})");
+                }
+                if !(2.0..=8.0).contains(&r) {
+                    assert!(!tissue[p], "not tissue at ({i}, {j})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bolus_timing_finds_arrival_and_keeps_baseline_before_it() {
+        let g = VolumeGeometry::centered([2, 2, 1], [1.0, 1.0, 5.0], [0.0; 3]).unwrap();
+        // Frame 5 is the first above 10 % of the peak (frame 7); frame 4 already rises a little,
+        // so the baseline stops before it.
+        let curve = [0.0f32, 0.0, 0.0, 0.0, 0.5, 4.0, 20.0, 30.0, 25.0, 10.0];
+        let data = ndarray::Array4::from_shape_fn((10, 1, 2, 2), |(t, ..)| 30.0 + curve[t]);
+        let s = VolumeSeries::new(g, (0..10).map(|t| t as f64 * 2.0).collect(), data).unwrap();
+        let timing = bolus_timing(&s, &[true; 4]).unwrap();
+        assert_eq!(timing.arrival_frame, 5);
+        assert_eq!(timing.peak_frame, 7);
+        assert_eq!(timing.baseline, 0..4);
+        let e = bolus_timing(&s, &[false; 4]).unwrap_err().to_string();
+        assert!(e.contains("brain mask"), "{e}");
+    }
+
+    #[test]
+    fn small_patches_fill_and_large_regions_stay() {
+        let g = VolumeGeometry::centered([20, 20, 1], [1.0, 1.0, 5.0], [0.0; 3]).unwrap();
+        // Left half hypoperfused (Tmax 9 s) with a 2 × 2 hole (3 s); a 1-voxel speck (8 s) in
+        // the normal right half (2 s); one voxel outside tissue.
+        let mut data = Array3::from_shape_fn((1, 20, 20), |(_, _, i)| if i < 10 { 9.0f32 } else { 2.0 });
+        for (j, i) in [(5, 3), (5, 4), (6, 3), (6, 4)] {
+            data[[0, j, i]] = 3.0;
+        }
+        data[[0, 15, 15]] = 8.0;
+        let mut tissue = vec![true; 400];
+        tissue[0] = false;
+        let mut map = Volume::new(g, data).unwrap();
+        let changed = fill_small_patches(&mut map, &tissue, 6.0, 4);
+        assert_eq!(changed, 5);
+        assert!(map.data[[0, 5, 3]] > 6.0 && map.data[[0, 15, 15]] <= 6.0);
+        // The two halves (200 voxels each) are far above the patch size and keep their values.
+        assert_eq!(map.data[[0, 10, 2]], 9.0);
+        assert_eq!(map.data[[0, 10, 17]], 2.0);
+    }
 }

@@ -161,6 +161,8 @@ pub struct BrainConfig {
     pub slice_mm: f64,
     pub n_frames: usize,
     pub frame_interval_s: f64,
+    /// Time of the first frame after injection (s); the bolus arrives at 8 s.
+    pub first_frame_s: f64,
     /// Peak of the arterial curve in a large artery (ΔHU).
     pub aif_peak_hu: f64,
     /// Gaussian noise per voxel and frame (HU).
@@ -182,6 +184,7 @@ impl BrainConfig {
             slice_mm: 5.0,
             n_frames: 30,
             frame_interval_s: 2.0,
+            first_frame_s: 0.0,
             aif_peak_hu: 300.0,
             noise_hu: 0.0,
             psf_sigma_mm: 0.7,
@@ -206,7 +209,7 @@ impl BrainConfig {
     }
 
     pub fn times_s(&self) -> Vec<f64> {
-        (0..self.n_frames).map(|i| i as f64 * self.frame_interval_s).collect()
+        (0..self.n_frames).map(|i| self.first_frame_s + i as f64 * self.frame_interval_s).collect()
     }
 
     /// One voxel's volume (mL).
