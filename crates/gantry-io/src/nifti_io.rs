@@ -23,10 +23,8 @@ pub fn ras_affine(g: &VolumeGeometry) -> Matrix4<f64> {
     m
 }
 
-/// Writes a volume as NIfTI-1, float32, with its geometry in both sform and qform (scanner
-/// anatomical). `.nii.gz` is compressed.
-pub fn write_nifti(path: &Path, volume: &Volume, description: &str) -> Result<()> {
-    let g = &volume.geometry;
+/// A header with the grid's geometry in sform and qform (scanner anatomical), spacing in mm.
+fn header_for(g: &VolumeGeometry, description: &str) -> NiftiHeader {
     let mut header = NiftiHeader::default();
     let affine = ras_affine(g);
     header.set_sform(&affine, XForm::ScannerAnat);
@@ -36,6 +34,13 @@ pub fn write_nifti(path: &Path, volume: &Volume, description: &str) -> Result<()
     let mut d = description.as_bytes().to_vec();
     d.truncate(79);
     header.descrip = d;
+    header
+}
+
+/// Writes a volume as NIfTI-1, float32, with its geometry in both sform and qform (scanner
+/// anatomical). `.nii.gz` is compressed.
+pub fn write_nifti(path: &Path, volume: &Volume, description: &str) -> Result<()> {
+    let header = header_for(&volume.geometry, description);
     write_atomically(path, |tmp| {
         WriterOptions::new(tmp)
             .reference_header(&header)
@@ -136,22 +141,10 @@ pub fn write_nifti_series(path: &Path, series: &VolumeSeries, description: &str)
             format!("NIfTI stores one interval and the series' mean is {dt:.3} s"),
         ));
     }
-    let g = &series.geometry;
-    let mut header = NiftiHeader::default();
-    let affine = ras_affine(g);
-    header.set_sform(&affine, XForm::ScannerAnat);
-    header.set_qform(&affine, XForm::ScannerAnat);
-    header.pixdim[1..5].copy_from_slice(&[
-        g.spacing_mm[0] as f32,
-        g.spacing_mm[1] as f32,
-        g.spacing_mm[2] as f32,
-        dt as f32,
-    ]);
+    let mut header = header_for(&series.geometry, description);
+    header.pixdim[4] = dt as f32;
     header.toffset = t[0] as f32;
     header.xyzt_units = 2 | 8; // millimetres, seconds
-    let mut d = description.as_bytes().to_vec();
-    d.truncate(79);
-    header.descrip = d;
     write_atomically(path, |tmp| {
         WriterOptions::new(tmp)
             .reference_header(&header)

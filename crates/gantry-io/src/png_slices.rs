@@ -73,15 +73,7 @@ pub fn write_grey_png(path: &Path, width: usize, height: usize, pixels: &[u8]) -
     if pixels.len() != width * height {
         return Err(IoError::format(path, "pixels", pixels.len(), format!("must be {width} × {height}")));
     }
-    write_atomically(path, |tmp| {
-        let f = File::create(tmp).map_err(|e| IoError::io(tmp, e))?;
-        let mut enc = png::Encoder::new(std::io::BufWriter::new(f), width as u32, height as u32);
-        enc.set_color(png::ColorType::Grayscale);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header().map_err(|e| IoError::format(tmp, "png", e, "could not write"))?;
-        w.write_image_data(pixels).map_err(|e| IoError::format(tmp, "png", e, "could not write"))?;
-        w.finish().map_err(|e| IoError::format(tmp, "png", e, "could not write"))
-    })
+    write_png(path, width, height, png::ColorType::Grayscale, pixels)
 }
 
 /// Writes 8-bit RGB pixels (`width × height`, row by row, R G B each) as a PNG.
@@ -89,13 +81,17 @@ pub fn write_rgb_png(path: &Path, width: usize, height: usize, rgb: &[u8]) -> Re
     if rgb.len() != width * height * 3 {
         return Err(IoError::format(path, "RGB samples", rgb.len(), format!("must be {width} × {height} × 3")));
     }
+    write_png(path, width, height, png::ColorType::Rgb, rgb)
+}
+
+fn write_png(path: &Path, width: usize, height: usize, colour: png::ColorType, data: &[u8]) -> Result<()> {
     write_atomically(path, |tmp| {
         let f = File::create(tmp).map_err(|e| IoError::io(tmp, e))?;
         let mut enc = png::Encoder::new(std::io::BufWriter::new(f), width as u32, height as u32);
-        enc.set_color(png::ColorType::Rgb);
+        enc.set_color(colour);
         enc.set_depth(png::BitDepth::Eight);
         let mut w = enc.write_header().map_err(|e| IoError::format(tmp, "png", e, "could not write"))?;
-        w.write_image_data(rgb).map_err(|e| IoError::format(tmp, "png", e, "could not write"))?;
+        w.write_image_data(data).map_err(|e| IoError::format(tmp, "png", e, "could not write"))?;
         w.finish().map_err(|e| IoError::format(tmp, "png", e, "could not write"))
     })
 }

@@ -43,7 +43,8 @@ pub enum BrainClass {
 pub const N_CLASSES: usize = 12;
 
 impl BrainClass {
-    pub fn from_u8(v: u8) -> BrainClass {
+    /// Every class, in the order of its number.
+    pub const ALL: [BrainClass; N_CLASSES] = {
         use BrainClass::*;
         [
             Air,
@@ -58,7 +59,11 @@ impl BrainClass {
             WhiteCore,
             Artery,
             Sinus,
-        ][v as usize % N_CLASSES]
+        ]
+    };
+    /// The class of a label (labels beyond the last class wrap; the phantom writes none).
+    pub fn from_u8(v: u8) -> BrainClass {
+        BrainClass::ALL[v as usize % N_CLASSES]
     }
     /// Perfused parenchyma (what the maps and the volumes are about).
     pub fn is_tissue(self) -> bool {
