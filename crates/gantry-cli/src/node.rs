@@ -157,13 +157,11 @@ fn run_pipeline(name: &str, rule: &str, input: &Path, output: &Path) -> Result<(
             Ok(())
         }
         "stroke" => {
-            let scan = scan_folder(input)?;
-            let series = scan.series.iter().max_by_key(|s| s.files.len()).context("no series in the folder")?;
-            let dynamic = gantry_io::dicom::read_dynamic_series(series)?;
+            let (dynamic, series) = crate::stroke::read_perfusion_folder(input)?;
             let t = std::time::Instant::now();
             let result = gantry_perfusion::run_stroke(dynamic, &gantry_perfusion::StrokeOptions::default())?;
             let label = format!("{rule}: {} ({})", series.description, series.uid);
-            crate::stroke::write_outputs(output, &result, Some(series), None, &label, t.elapsed().as_secs_f64())?;
+            crate::stroke::write_outputs(output, &result, Some(&series), None, &label, t.elapsed().as_secs_f64())?;
             Ok(())
         }
         other => bail!("unknown pipeline {other:?}"),

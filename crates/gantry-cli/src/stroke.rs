@@ -161,26 +161,26 @@ fn load(args: &StrokeArgs) -> Result<Input> {
     if !input.is_dir() {
         bail!("{}: neither a folder of DICOM files nor a .nii/.nii.gz file", input.display());
     }
-    let scan = scan_folder(input)?;
-    // The perfusion series: the one with the most images among those that read as dynamic.
+    let (series, source) = read_perfusion_folder(input)?;
+    let label = format!("{} ({})", source.description, source.uid);
+    Ok(Input { series, source: Some(source), truth: None, label })
+}
+
+/// The perfusion series of a DICOM folder: the one with the most images among those that read
+/// as a dynamic series of 6 or more frames.
+pub fn read_perfusion_folder(dir: &Path) -> Result<(VolumeSeries, DicomSeries)> {
+    let scan = scan_folder(dir)?;
     let mut candidates: Vec<&DicomSeries> = scan.series.iter().collect();
     candidates.sort_by_key(|s| std::cmp::Reverse(s.files.len()));
     let mut errors = Vec::new();
     for s in candidates {
         match read_dynamic_series(s) {
-            Ok(series) if series.n_frames() >= 6 => {
-                return Ok(Input {
-                    series,
-                    source: Some(s.clone()),
-                    truth: None,
-                    label: format!("{} ({})", s.description, s.uid),
-                })
-            }
+            Ok(series) if series.n_frames() >= 6 => return Ok((series, s.clone())),
             Ok(series) => errors.push(format!("series {}: only {} frames", s.uid, series.n_frames())),
             Err(e) => errors.push(format!("series {}: {e}", s.uid)),
         }
     }
-    bail!("{}: no perfusion series (6 or more frames over time): {}", input.display(), errors.join("; "))
+    bail!("{}: no perfusion series (6 or more frames over time): {}", dir.display(), errors.join("; "))
 }
 
 pub fn run(args: StrokeArgs) -> Result<()> {

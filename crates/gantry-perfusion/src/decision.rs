@@ -69,6 +69,24 @@ pub struct Decision {
     pub unestimated_voxels: usize,
 }
 
+/// Brain voxels with a usable estimate and Tmax above the hypoperfusion threshold.
+pub fn hypoperfused_mask(cbf: &[f32], tmax_s: &[f32], brain: &[bool], thresholds: Thresholds) -> Vec<bool> {
+    (0..cbf.len())
+        .map(|i| {
+            brain[i]
+                && cbf[i].is_finite()
+                && tmax_s[i].is_finite()
+                && tmax_s[i] as f64 > thresholds.hypoperfusion_tmax_s
+        })
+        .collect()
+}
+
+/// The core: hypoperfused voxels whose CBF is below the core share of the reference.
+pub fn core_mask(cbf: &[f32], hypoperfused: &[bool], reference_cbf: f64, thresholds: Thresholds) -> Vec<bool> {
+    let cut = thresholds.core_relative_cbf * reference_cbf;
+    cbf.iter().zip(hypoperfused).map(|(&c, &h)| h && (c as f64) < cut).collect()
+}
+
 /// Computes the decision figures from per-voxel CBF and Tmax maps over the brain voxels
 /// (`brain`), each voxel's side, and the volume of one voxel (mL).
 pub fn decide(
@@ -90,9 +108,9 @@ pub fn decide(
     }
     let usable = |i: usize| brain[i] && cbf[i].is_finite() && tmax_s[i].is_finite();
     let unestimated_voxels = (0..n).filter(|&i| brain[i] && !usable(i)).count();
-    let hypo = |i: usize| usable(i) && tmax_s[i] as f64 > thresholds.hypoperfusion_tmax_s;
+    let hypo = hypoperfused_mask(cbf, tmax_s, brain, thresholds);
     let (mut left, mut right) = (0usize, 0usize);
-    for i in (0..n).filter(|&i| hypo(i)) {
+    for i in (0..n).filter(|&i| hypo[i]) {
         match side[i] {
             Side::Left => left += 1,
             Side::Right => right += 1,
@@ -122,8 +140,7 @@ pub fn decide(
         ));
     }
     let reference_cbf = sum / count as f64;
-    let core_cut = thresholds.core_relative_cbf * reference_cbf;
-    let core_voxels = (0..n).filter(|&i| hypo(i) && (cbf[i] as f64) < core_cut).count();
+    let core_voxels = core_mask(cbf, &hypo, reference_cbf, thresholds).iter().filter(|&&c| c).count();
     let volume_above = |t: f64| (0..n).filter(|&i| usable(i) && tmax_s[i] as f64 > t).count() as f64 * voxel_ml;
     let tmax_ml: Vec<(f64, f64)> = [4.0, 6.0, 8.0, 10.0].iter().map(|&t| (t, volume_above(t))).collect();
     let core_ml = core_voxels as f64 * voxel_ml;

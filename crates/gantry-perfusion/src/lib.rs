@@ -36,7 +36,7 @@ mod fit;
 mod motion;
 mod pipeline;
 
-pub use decision::{decide, Decision, Side, Thresholds};
+pub use decision::{core_mask, decide, hypoperfused_mask, Decision, Side, Thresholds};
 pub use denoise::{noise_sigma, TipsFilter};
 pub use fit::{FitEstimate, FitGrid, ModelFit, ResidueShape};
 pub use motion::{correct_motion, FrameMotion, RigidTransform};

@@ -107,24 +107,9 @@ impl Grid {
             fr[a] = (u[a] - fl as f64) as f32;
         }
         let [nx, ny, _] = self.dims;
-        let at = |i: usize, j: usize, k: usize| self.data[(k * ny + j) * nx + i];
-        let mut c = [[[0f32; 2]; 2]; 2];
-        for (dk, ck) in c.iter_mut().enumerate() {
-            for (dj, cj) in ck.iter_mut().enumerate() {
-                for (di, v) in cj.iter_mut().enumerate() {
-                    *v = at(i0[0] + di, i0[1] + dj, i0[2] + dk);
-                }
-            }
-        }
+        let c = corners(|di, dj, dk| self.data[((i0[2] + dk) * ny + i0[1] + dj) * nx + i0[0] + di]);
         let [fx, fy, fz] = fr;
-        let lerp = |a: f32, b: f32, t: f32| a + (b - a) * t;
-        let v = |x: f32, y: f32, z: f32| {
-            let c00 = lerp(c[0][0][0], c[0][0][1], x);
-            let c01 = lerp(c[0][1][0], c[0][1][1], x);
-            let c10 = lerp(c[1][0][0], c[1][0][1], x);
-            let c11 = lerp(c[1][1][0], c[1][1][1], x);
-            lerp(lerp(c00, c01, y), lerp(c10, c11, y), z)
-        };
+        let v = |x: f32, y: f32, z: f32| trilinear(&c, [x, y, z]);
         let val = v(fx, fy, fz);
         let gx = (v(1.0, fy, fz) - v(0.0, fy, fz)) / self.spacing[0] as f32;
         let gy = (v(fx, 1.0, fz) - v(fx, 0.0, fz)) / self.spacing[1] as f32;
@@ -372,6 +357,21 @@ pub fn correct_motion(
     Ok(out)
 }
 
+/// The eight values around a point, c[dz][dy][dx], from `at(dx, dy, dz)`.
+fn corners(at: impl Fn(usize, usize, usize) -> f32) -> [[[f32; 2]; 2]; 2] {
+    std::array::from_fn(|dk| std::array::from_fn(|dj| std::array::from_fn(|di| at(di, dj, dk))))
+}
+
+/// Trilinear interpolation between eight corners at fractions (x, y, z).
+fn trilinear(c: &[[[f32; 2]; 2]; 2], [x, y, z]: [f32; 3]) -> f32 {
+    let lerp = |a: f32, b: f32, t: f32| a + (b - a) * t;
+    let c00 = lerp(c[0][0][0], c[0][0][1], x);
+    let c01 = lerp(c[0][1][0], c[0][1][1], x);
+    let c10 = lerp(c[1][0][0], c[1][0][1], x);
+    let c11 = lerp(c[1][1][0], c[1][1][1], x);
+    lerp(lerp(c00, c01, y), lerp(c10, c11, y), z)
+}
+
 /// out(p) = frame(T(p)) by trilinear interpolation (edge values outside).
 fn resample(frame: ArrayView3<f32>, g: &VolumeGeometry, t: &RigidTransform) -> ndarray::Array3<f32> {
     let (nz, ny, nx) = frame.dim();
@@ -393,15 +393,10 @@ fn resample(frame: ArrayView3<f32>, g: &VolumeGeometry, t: &RigidTransform) -> n
                     i0[a] = fl;
                     fr[a] = if dims[a] > 1 { (x - fl as f64) as f32 } else { 0.0 };
                 }
-                let at = |di: usize, dj: usize, dk: usize| {
+                let c = corners(|di, dj, dk| {
                     frame[[(i0[2] + dk).min(nz - 1), (i0[1] + dj).min(ny - 1), (i0[0] + di).min(nx - 1)]]
-                };
-                let lerp = |a: f32, b: f32, t: f32| a + (b - a) * t;
-                let c00 = lerp(at(0, 0, 0), at(1, 0, 0), fr[0]);
-                let c01 = lerp(at(0, 1, 0), at(1, 1, 0), fr[0]);
-                let c10 = lerp(at(0, 0, 1), at(1, 0, 1), fr[0]);
-                let c11 = lerp(at(0, 1, 1), at(1, 1, 1), fr[0]);
-                slice[[j, i]] = lerp(lerp(c00, c01, fr[1]), lerp(c10, c11, fr[1]), fr[2]);
+                });
+                slice[[j, i]] = trilinear(&c, fr);
             }
         }
     });

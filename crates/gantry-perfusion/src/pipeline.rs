@@ -24,6 +24,7 @@ use gantry_core::{Volume, VolumeGeometry, VolumeSeries};
 use ndarray::{Array3, Axis};
 use rayon::prelude::*;
 
+use crate::decision::{core_mask, hypoperfused_mask};
 use crate::motion::{correct_motion, FrameMotion};
 use crate::{
     decide, estimate_curve, invalid, noise_sigma, Constants, Decision, FitGrid, Method, ModelFit, PerfusionError, Side,
@@ -766,12 +767,8 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     let cbf_s = cbf_clean.data.as_slice().expect("standard layout");
     let tmax_s = tmax_clean.data.as_slice().expect("standard layout");
     let decision = decide(cbf_s, tmax_s, &tissue_map, &side, voxel_ml, options.thresholds)?;
-    let th = options.thresholds;
-    let hypoperfused: Vec<bool> =
-        (0..tmax_s.len()).map(|i| tissue_map[i] && tmax_s[i] as f64 > th.hypoperfusion_tmax_s).collect();
-    let core: Vec<bool> = (0..tmax_s.len())
-        .map(|i| hypoperfused[i] && (cbf_s[i] as f64) < th.core_relative_cbf * decision.reference_cbf)
-        .collect();
+    let hypoperfused = hypoperfused_mask(cbf_s, tmax_s, &tissue_map, options.thresholds);
+    let core = core_mask(cbf_s, &hypoperfused, decision.reference_cbf, options.thresholds);
     lap("decision", &mut steps);
 
     let mut quality = Vec::new();
