@@ -147,13 +147,13 @@ fn load(args: &StrokeArgs) -> Result<Input> {
         });
     }
     let Some(input) = &args.input else { bail!("give a DICOM folder or a 4D NIfTI, or --demo") };
+    if args.save_input.is_some() {
+        bail!("--save-input is for --demo");
+    }
     let name = input.to_string_lossy().to_lowercase();
     if input.is_file() && (name.ends_with(".nii") || name.ends_with(".nii.gz")) {
         let series = gantry_io::read_nifti_series(input, args.frame_times.clone())?;
         return Ok(Input { series, source: None, truth: None, label: input.display().to_string() });
-    }
-    if args.save_input.is_some() {
-        bail!("--save-input is for --demo");
     }
     if args.frame_times.is_some() {
         bail!("--frame-times is for NIfTI input; DICOM images carry their acquisition times");

@@ -313,6 +313,7 @@ fn stroke_demo_and_its_saved_nifti_give_the_lesion_and_every_output() {
     assert!(run_err(d, &["stroke"]).contains("--demo"));
     assert!(run_err(d, &["stroke", "--demo", "--matrix", "300"]).contains("--matrix 300"));
     assert!(run_err(d, &["stroke", "missing.nii"]).contains("missing.nii"));
+    assert!(run_err(d, &["stroke", "ctp.nii.gz", "--save-input", "y.nii"]).contains("--save-input"));
     let e = run_err(d, &["stroke", "ctp.nii.gz", "--frame-times", "0,1,2", "-o", "x"]);
     assert!(e.contains("frame times"), "{e}");
 }
