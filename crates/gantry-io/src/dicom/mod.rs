@@ -7,7 +7,8 @@
 //!   geometry from Image Position/Orientation (Patient), slices sorted along the normal. Missing,
 //!   duplicate or unevenly spaced slices, gantry tilt, mixed sizes or orientations, missing pixel
 //!   data and truncated files are errors that name the file, the attribute and the value. Every
-//!   transfer syntax dicom-pixeldata decodes in pure Rust (plus JPEG-LS through CharLS) is read.
+//!   transfer syntax dicom-pixeldata decodes in pure Rust (plus JPEG-LS through CharLS) is read,
+//!   and 12-bit JPEG extended through [`jpeg12`], which dicom-pixeldata lacks.
 //! - [`read_dynamic_series`]: a dynamic series (the same positions repeated over time, as in
 //!   CT perfusion) → a [`VolumeSeries`](gantry_core::VolumeSeries) with each frame's acquisition
 //!   time; [`write_ct_dynamic_series`] writes one.
@@ -30,6 +31,7 @@
 //! write_ct_series("out".as_ref(), &vol, &meta).unwrap();
 //! ```
 
+pub mod jpeg12;
 pub mod net;
 pub mod pet;
 pub mod read;

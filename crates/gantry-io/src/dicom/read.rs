@@ -303,30 +303,49 @@ fn read_file(path: &Path) -> Result<Vec<Slice>> {
         })?
     };
     let multi = obj.get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE).is_some() || n_frames > 1;
-    let decoded = obj
-        .decode_pixel_data()
-        .map_err(|e| IoError::format(path, tag_name(tags::PIXEL_DATA), "", format!("cannot be decoded: {e}")))?;
+    // 12-bit JPEG extended is decoded here (dicom-pixeldata stops at 8-bit DCT samples);
+    // everything else by dicom-pixeldata.
+    let ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_owned();
+    let bits_stored = text(&obj, tags::BITS_STORED).parse::<u16>().unwrap_or(0);
+    let own = if ts == JPEG_EXTENDED && bits_stored > 8 {
+        Some(decode_jpeg_extended(&obj, path, n_frames, bits_stored)?)
+    } else {
+        None
+    };
+    let decoded;
     // Full 16-bit samples convert straight from the decoded bytes (host order) in the rescale
     // pass below; anything else (8 or 32 bits, fewer bits stored than allocated) through
     // dicom-pixeldata's conversion.
-    let direct16 = decoded.bits_allocated() == 16 && decoded.bits_stored() == 16 && decoded.samples_per_pixel() == 1;
-    let signed = decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
-    let (shape, generic) = if direct16 {
-        let shape = vec![decoded.number_of_frames() as usize, decoded.rows() as usize, decoded.columns() as usize, 1];
-        if decoded.data().len() < shape.iter().product::<usize>() * 2 {
-            return Err(IoError::format(
-                path,
-                tag_name(tags::PIXEL_DATA),
-                format!("{} bytes", decoded.data().len()),
-                format!("{} frames of {}×{} 16-bit samples need more: truncated", shape[0], shape[1], shape[2]),
-            ));
+    let (shape, generic, bytes, signed): (Vec<usize>, Option<Vec<f32>>, &[u8], bool) = match own {
+        Some((shape, values)) => (shape, Some(values), &[], false),
+        None => {
+            decoded = obj.decode_pixel_data().map_err(|e| {
+                IoError::format(path, tag_name(tags::PIXEL_DATA), "", format!("cannot be decoded: {e}"))
+            })?;
+            let direct16 =
+                decoded.bits_allocated() == 16 && decoded.bits_stored() == 16 && decoded.samples_per_pixel() == 1;
+            let signed = decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
+            if direct16 {
+                let shape =
+                    vec![decoded.number_of_frames() as usize, decoded.rows() as usize, decoded.columns() as usize, 1];
+                if decoded.data().len() < shape.iter().product::<usize>() * 2 {
+                    return Err(IoError::format(
+                        path,
+                        tag_name(tags::PIXEL_DATA),
+                        format!("{} bytes", decoded.data().len()),
+                        format!("{} frames of {}×{} 16-bit samples need more: truncated", shape[0], shape[1], shape[2]),
+                    ));
+                }
+                (shape, None, decoded.data(), signed)
+            } else {
+                let raw = decoded
+                    .to_ndarray_with_options::<f32>(&ConvertOptions::new().with_modality_lut(ModalityLutOption::None))
+                    .map_err(|e| {
+                        IoError::format(path, tag_name(tags::PIXEL_DATA), "", format!("cannot be converted: {e}"))
+                    })?;
+                (raw.shape().to_vec(), Some(raw.iter().copied().collect()), &[], signed)
+            }
         }
-        (shape, None)
-    } else {
-        let raw = decoded
-            .to_ndarray_with_options::<f32>(&ConvertOptions::new().with_modality_lut(ModalityLutOption::None))
-            .map_err(|e| IoError::format(path, tag_name(tags::PIXEL_DATA), "", format!("cannot be converted: {e}")))?;
-        (raw.shape().to_vec(), Some(raw.as_standard_layout().into_owned()))
     };
     if shape[0] != n_frames {
         return Err(IoError::format(
@@ -338,8 +357,7 @@ fn read_file(path: &Path) -> Result<Vec<Slice>> {
     }
     let (rows, cols) = (shape[1], shape[2]);
     let per_frame = rows * cols;
-    let bytes = decoded.data();
-    let generic = generic.as_ref().and_then(|a| a.as_slice());
+    let generic = generic.as_deref();
     // What the whole image says, for every frame.
     let tilt_deg = numbers(&obj, tags::GANTRY_DETECTOR_TILT, path)?.map(|v| v[0]);
     let image_time = acquisition_time(&obj);
@@ -410,6 +428,94 @@ fn read_file(path: &Path) -> Result<Vec<Slice>> {
         });
     }
     Ok(out)
+}
+
+/// Transfer syntax JPEG Extended (processes 2 and 4: 8- or 12-bit sequential DCT).
+const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
+
+/// Decodes 12-bit JPEG extended pixel data with [`super::jpeg12`]: the shape (frames, rows,
+/// columns, 1) and the stored values, sign-extended from Bits Stored when Pixel Representation
+/// is 1.
+fn decode_jpeg_extended(
+    obj: &DefaultDicomObject,
+    path: &Path,
+    n_frames: usize,
+    bits_stored: u16,
+) -> Result<(Vec<usize>, Vec<f32>)> {
+    let pixel_error = |value: String, reason: String| IoError::format(path, tag_name(tags::PIXEL_DATA), value, reason);
+    let element = obj.element(tags::PIXEL_DATA).map_err(|e| pixel_error(String::new(), e.to_string()))?;
+    let value = element.value();
+    let (Some(fragments), Some(offsets)) = (value.fragments(), value.offset_table()) else {
+        return Err(pixel_error("native".into(), "JPEG transfer syntax needs encapsulated pixel data".into()));
+    };
+    // The frames' JPEG streams: all fragments for one frame, one fragment per frame, or split
+    // by the Basic Offset Table.
+    let streams: Vec<Vec<u8>> = if n_frames == 1 {
+        vec![fragments.concat()]
+    } else if fragments.len() == n_frames {
+        fragments.to_vec()
+    } else if offsets.len() == n_frames {
+        let joined: Vec<u8> = fragments
+            .iter()
+            .flat_map(|f| {
+                // Offsets count item headers (8 bytes each) too.
+                let mut item = Vec::with_capacity(f.len() + 8);
+                item.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0]);
+                item.extend_from_slice(&(f.len() as u32).to_le_bytes());
+                item.extend_from_slice(f);
+                item
+            })
+            .collect();
+        let mut out = Vec::with_capacity(n_frames);
+        for k in 0..n_frames {
+            let (a, b) = (offsets[k] as usize, offsets.get(k + 1).map_or(joined.len(), |&o| o as usize));
+            let Some(span) = joined.get(a..b).filter(|_| a <= b) else {
+                return Err(pixel_error(
+                    format!("offset {a}"),
+                    format!("Basic Offset Table entry {k} is past the data"),
+                ));
+            };
+            // Strip the item headers inside the span.
+            let mut stream = Vec::with_capacity(span.len());
+            let mut at = 0;
+            while at + 8 <= span.len() {
+                let len = u32::from_le_bytes([span[at + 4], span[at + 5], span[at + 6], span[at + 7]]) as usize;
+                stream.extend_from_slice(&span[at + 8..(at + 8 + len).min(span.len())]);
+                at += 8 + len;
+            }
+            out.push(stream);
+        }
+        out
+    } else {
+        return Err(pixel_error(
+            format!("{} fragments", fragments.len()),
+            format!("cannot tell the {n_frames} frames apart (no Basic Offset Table)"),
+        ));
+    };
+    let dim = |tag: Tag| -> Result<usize> {
+        let t = text(obj, tag);
+        t.parse().map_err(|_| IoError::format(path, tag_name(tag), &t, "must be a whole number"))
+    };
+    let (rows, cols) = (dim(tags::ROWS)?, dim(tags::COLUMNS)?);
+    let shape = vec![n_frames, rows, cols, 1];
+    let mut values = Vec::with_capacity(n_frames * rows * cols);
+    let signed = text(obj, tags::PIXEL_REPRESENTATION) == "1";
+    let wrap = 1i32 << bits_stored.min(16);
+    for (k, stream) in streams.iter().enumerate() {
+        let image = super::jpeg12::decode_grey(stream)
+            .map_err(|e| pixel_error(format!("frame {}", k + 1), format!("cannot be decoded: 12-bit JPEG: {e}")))?;
+        if (image.height, image.width) != (rows, cols) {
+            return Err(pixel_error(
+                format!("frame {} is {}×{}", k + 1, image.width, image.height),
+                format!("but Rows × Columns say {cols}×{rows}"),
+            ));
+        }
+        values.extend(image.samples.iter().map(|&v| {
+            let v = v as i32;
+            (if signed && v >= wrap / 2 { v - wrap } else { v }) as f32
+        }));
+    }
+    Ok((shape, values))
 }
 
 fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
