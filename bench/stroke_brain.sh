@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 down="${1:-1}"
 cargo build --release -q -p gantry-perfusion --example brain
 bin=target/release/examples/brain
-echo "| case | noise HU per 0.45 mm voxel | motion | core mL (truth) | core error mL | Tmax>6 s mL (truth) | Tmax>6 error mL | DEFUSE-3 / EXTEND (truth) | AIF in artery | VOF in sinus | arterial scale error | pipeline s | steps s: motion / mask+timing / ΔHU / AIF+VOF / binning / TIPS / fit / decision | peak MB |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| case | noise HU per 0.45 mm voxel | motion | core mL (truth) | core error mL | Tmax>6 s mL (truth) | Tmax>6 error mL | Tmax>10 s mL (truth) | DEFUSE-3 / EXTEND (truth) | AIF in artery | VOF in sinus | arterial scale error | pipeline s | steps s: motion / mask+timing / ΔHU / AIF+VOF / binning / TIPS / fit / decision | peak MB |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 run() {  # case noise motion
     local noise_grid
     noise_grid=$(python3 -c "print($2 / $down)")

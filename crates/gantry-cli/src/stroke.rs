@@ -344,6 +344,9 @@ pub fn write_outputs(
         "defuse3_imaging_criteria_met": d.defuse3,
         "extend_imaging_criteria_met": d.extend,
         "unestimated_voxels": d.unestimated_voxels,
+        // Low-flow tissue too weak to time voxel by voxel, timed on its region's mean curve.
+        "regionally_timed_ml": r.untimeable_voxels as f64
+            * r.maps.tmax.geometry.spacing_mm.iter().product::<f64>() / 1000.0,
         "quality_flags": r.quality.iter().map(|q| q.to_string()).collect::<Vec<_>>(),
         "arterial_input": {
             "curve_delta_hu": r.aif.curve, "peak_delta_hu": r.aif.peak_hu, "voxels_zyx": r.aif.voxels,

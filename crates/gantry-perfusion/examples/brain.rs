@@ -21,6 +21,17 @@ fn main() {
     let phantom = BrainPhantom::new(&config);
     println!("phantom {:?} generated in {:.1} s", config.dims, t0.elapsed().as_secs_f64());
     let truth = phantom.truth.clone();
+    if std::env::var("CORE_CURVE").is_ok() {
+        let idx: Vec<(usize, usize, usize)> =
+            truth.labels.indexed_iter().filter(|(_, &c)| c == BrainClass::WhiteCore as u8).map(|(i, _)| i).collect();
+        let d = &phantom.series.data;
+        let curve: Vec<f64> = (0..d.shape()[0])
+            .map(|t| idx.iter().map(|&(k, j, i)| d[[t, k, j, i]] as f64).sum::<f64>() / idx.len() as f64)
+            .collect();
+        let b = curve[..4].iter().sum::<f64>() / 4.0;
+        let c: Vec<String> = curve.iter().map(|v| format!("{:.2}", v - b)).collect();
+        println!("white core mean ΔHU ({} voxels): {}", idx.len(), c.join(" "));
+    }
     let t0 = Instant::now();
     let mut options = StrokeOptions::default();
     if let Ok(v) = std::env::var("TIPS") {
@@ -30,6 +41,9 @@ fn main() {
     }
     if let Ok(v) = std::env::var("FILL") {
         options.fill_patch_mm2 = v.parse().expect("mm²");
+    }
+    if let Ok(v) = std::env::var("UNTIME") {
+        options.untimeable_evidence = v.parse().expect("evidence");
     }
     if let Ok(v) = std::env::var("CLEAN") {
         options.clean_radius_px = v.parse().expect("radius");
@@ -50,7 +64,7 @@ fn main() {
         let scale_err = r.aif_scale / (area(&truth.aif) / area(&r.aif.curve)) - 1.0;
         let steps: Vec<String> = r.steps.iter().map(|(_, t)| format!("{t:.2}")).collect();
         println!(
-            "ROW | {} | {} | {} | {:.1} ({:.1}) | {:+.1} | {:.1} ({:.1}) | {:+.1} | {} / {} ({} / {}) | {} | {} | {:+.1} % | {:.1} | {} |",
+            "ROW | {} | {} | {} | {:.1} ({:.1}) | {:+.1} | {:.1} ({:.1}) | {:+.1} | {:.1} ({:.1}) | {} / {} ({} / {}) | {} | {} | {:+.1} % | {:.1} | {} |",
             args.get(2).map(String::as_str).unwrap_or("typical"),
             noise * down as f64,
             if motion.is_some() { "10 %" } else { "none" },
@@ -60,6 +74,8 @@ fn main() {
             d.hypoperfused_ml,
             truth.tmax6_ml,
             d.hypoperfused_ml - truth.tmax6_ml,
+            d.tmax_ml[3].1,
+            truth.tmax10_ml,
             d.defuse3,
             d.extend,
             truth.defuse3(),
@@ -121,17 +137,76 @@ fn main() {
         r.vof.area,
         trap(&truth.vof)
     );
+    println!("untimeable voxels pooled: {}", r.untimeable_voxels);
     per_class(&r, &truth.labels);
     for q in &r.quality {
         println!("  quality: {q}");
     }
 }
 
-/// Per-class medians of the maps when the map grid is the phantom's grid.
+/// Per-class medians of the maps; when the maps are on a coarser grid (binned by a whole
+/// factor in x and y), each map voxel takes the class of the phantom voxel at its corner, and
+/// voxels whose block holds more than one class are left out.
 #[allow(dead_code)]
 pub fn per_class(r: &gantry_perfusion::StrokeResult, labels: &ndarray::Array3<u8>) {
-    if r.maps.cbf.data.shape() != labels.shape() {
+    let (ms, ls) = (r.maps.cbf.data.shape(), labels.shape());
+    // Arrays are [z, y, x].
+    if ms[0] != ls[0] || ls[1] % ms[1] != 0 || ls[2] % ms[2] != 0 {
         return;
+    }
+    let (fy, fx) = (ls[1] / ms[1], ls[2] / ms[2]);
+    let map_labels = ndarray::Array3::from_shape_fn((ms[0], ms[1], ms[2]), |(k, j, i)| {
+        let c = labels[[k, j * fy, i * fx]];
+        let pure = (0..fy).all(|b| (0..fx).all(|a| labels[[k, j * fy + b, i * fx + a]] == c));
+        if pure {
+            c
+        } else {
+            u8::MAX
+        }
+    });
+    let labels = &map_labels;
+    if std::env::var("PER_SLICE").is_ok() {
+        let lesion = |c: u8| (6..=9).contains(&c);
+        for k in 0..ms[0] {
+            let (mut n, mut hit, mut outside_hypo, mut edge_miss) = (0, 0, 0, 0);
+            for j in 0..ms[1] {
+                for i in 0..ms[2] {
+                    let idx = (k * ms[1] + j) * ms[2] + i;
+                    if !r.tissue[idx] {
+                        continue;
+                    }
+                    let c = labels[[k, j, i]];
+                    if lesion(c) {
+                        n += 1;
+                        if r.hypoperfused[idx] {
+                            hit += 1;
+                        } else {
+                            // Is a non-lesion tissue voxel within 3 voxels?
+                            let near = (j.saturating_sub(3)..(j + 4).min(ms[1])).any(|jj| {
+                                (i.saturating_sub(3)..(i + 4).min(ms[2])).any(|ii| {
+                                    let cc = labels[[k, jj, ii]];
+                                    !lesion(cc) && cc != u8::MAX
+                                })
+                            });
+                            if near {
+                                edge_miss += 1;
+                            }
+                        }
+                    } else if c != u8::MAX && r.hypoperfused[idx] {
+                        outside_hypo += 1;
+                    }
+                }
+            }
+            if n > 0 {
+                println!(
+                    "  slice {k}: lesion {n}, in Tmax>6 {:.1} %, missed {} ({} near the edge), false {}",
+                    100.0 * hit as f64 / n as f64,
+                    n - hit,
+                    edge_miss,
+                    outside_hypo
+                );
+            }
+        }
     }
     let cbf = r.maps.cbf.data.as_slice().unwrap();
     let tmax = r.maps.tmax.data.as_slice().unwrap();
@@ -141,26 +216,30 @@ pub fn per_class(r: &gantry_perfusion::StrokeResult, labels: &ndarray::Array3<u8
         if tis.is_empty() {
             continue;
         }
-        let med = |v: &[f32]| {
+        let sorted = |v: &[f32]| {
             let mut x: Vec<f32> = tis.iter().map(|&i| v[i]).filter(|v| v.is_finite()).collect();
             x.sort_by(|a, b| a.total_cmp(b));
-            if x.is_empty() {
-                f32::NAN
-            } else {
-                x[x.len() / 2]
-            }
+            x
         };
+        let q = |x: &[f32], p: f64| if x.is_empty() { f32::NAN } else { x[((x.len() - 1) as f64 * p) as usize] };
+        let (c_sorted, t_sorted) = (sorted(cbf), sorted(tmax));
+        let e_sorted = sorted(r.maps.evidence.data.as_slice().unwrap());
         let hypo = tis.iter().filter(|&&i| r.hypoperfused[i]).count();
         let core = tis.iter().filter(|&&i| r.core[i]).count();
         println!(
-            "  class {:?}: {} voxels, {} in tissue; CBF median {:.1}, Tmax median {:.2}; hypo {:.1} %, core {:.1} %",
+            "  class {:?}: {} voxels, {} in tissue; CBF median {:.1}, Tmax p10/50/90 {:.2}/{:.2}/{:.2}; hypo {:.1} %, core {:.1} %; evidence p10/50/90 {:.0}/{:.0}/{:.0}",
             BrainClass::from_u8(c),
             idx.len(),
             tis.len(),
-            med(cbf),
-            med(tmax),
+            q(&c_sorted, 0.5),
+            q(&t_sorted, 0.1),
+            q(&t_sorted, 0.5),
+            q(&t_sorted, 0.9),
             100.0 * hypo as f64 / tis.len() as f64,
-            100.0 * core as f64 / tis.len() as f64
+            100.0 * core as f64 / tis.len() as f64,
+            q(&e_sorted, 0.1),
+            q(&e_sorted, 0.5),
+            q(&e_sorted, 0.9),
         );
     }
 }

@@ -41,9 +41,9 @@ pub use denoise::{noise_sigma, TipsFilter};
 pub use fit::{FitEstimate, FitGrid, ModelFit, ResidueShape};
 pub use motion::{correct_motion, FrameMotion, RigidTransform};
 pub use pipeline::{
-    bin_tissue, bolus_timing, enhancement, fill_small_patches, fit_maps, intracranial_mask, mean_frames, median_clean,
-    run_stroke, select_vessels, tissue_mask, BinnedCurves, BolusTiming, Estimator, PerfusionMaps, QualityFlag,
-    StrokeOptions, StrokeResult, VascularCurve,
+    bin_tissue, bolus_timing, enhancement, fill_small_patches, fit_maps, intracranial_mask, majority, mean_frames,
+    median_clean, pool_untimeable, run_stroke, select_vessels, tissue_mask, BinnedCurves, BolusTiming, Estimator,
+    PerfusionMaps, QualityFlag, StrokeOptions, StrokeResult, VascularCurve,
 };
 
 use rustfft::num_complex::Complex;

@@ -15,6 +15,10 @@
 //! 9. [`median_clean`]: a 7 × 7 (≈ 6 mm) masked median of CBF and Tmax before the volumes are counted,
 //!    so isolated noisy voxels do not add up to millilitres; [`fill_small_patches`]: holes in the
 //!    Tmax > 6 s region and specks outside it, below `fill_patch_mm2` per slice, are filled.
+//!    [`pool_untimeable`]: low-flow regions (CBF under the core cut) whose fitted curves explain
+//!    no more than noise would (model evidence < `untimeable_evidence`) — an ischaemic core under
+//!    heavy noise — take the Tmax fitted to their mean curve, since their voxels' own Tmax is a
+//!    guess; the Tmax map is then cleaned again.
 //! 10. [`decide`]: core, hypoperfusion, mismatch, DEFUSE-3 and EXTEND; [`QualityFlag`]s.
 
 use std::ops::Range;
@@ -62,6 +66,11 @@ pub struct StrokeOptions {
     /// Half-width (voxels) of the in-plane median the CBF and Tmax maps are cleaned with
     /// before the volumes are counted (1: 3 × 3).
     pub clean_radius_px: usize,
+    /// Model fit only: tissue whose (median-cleaned) model evidence is below this explains no
+    /// more of its curve than noise does, so its own Tmax is a guess; each connected region of
+    /// such voxels takes the Tmax fitted to the mean of its curves ([`pool_untimeable`]).
+    /// 0: never.
+    pub untimeable_evidence: f64,
 }
 
 impl Default for StrokeOptions {
@@ -79,6 +88,7 @@ impl Default for StrokeOptions {
             tissue_hu: (18.0, 60.0),
             clean_radius_px: 3,
             fill_patch_mm2: 200.0,
+            untimeable_evidence: 25.0,
         }
     }
 }
@@ -149,6 +159,9 @@ pub struct PerfusionMaps {
 #[derive(Debug, Clone)]
 pub struct StrokeResult {
     pub maps: PerfusionMaps,
+    /// Tissue voxels too weak to time one by one whose Tmax was fitted over their region
+    /// ([`pool_untimeable`]).
+    pub untimeable_voxels: usize,
     /// The unenhanced image (baseline mean, HU) on the map grid, for display.
     pub baseline: Volume,
     /// Tissue voxels of the map grid the volumes are counted over (vessels removed).
@@ -631,6 +644,116 @@ pub fn fill_small_patches(map: &mut Volume, tissue: &[bool], threshold: f32, max
     changed
 }
 
+/// Half-width (mm) of the window whose majority decides which voxels belong to a region too
+/// weak to time (see [`pool_untimeable`]).
+pub const POOL_WINDOW_MM: f64 = 9.0;
+
+/// Per slice, the voxels of `mask` (within `within`) where more than half of the `within`
+/// voxels of the (2r + 1)² window around are set in `set`.
+pub fn majority(set: &[bool], within: &[bool], [_, ny, nx]: [usize; 3], r: usize) -> Vec<bool> {
+    let mut out = vec![false; set.len()];
+    out.par_chunks_mut(ny * nx).enumerate().for_each(|(k, o)| {
+        let off = k * ny * nx;
+        // Summed-area tables of the set and the counted voxels.
+        let w = nx + 1;
+        let (mut s_set, mut s_all) = (vec![0u32; (ny + 1) * w], vec![0u32; (ny + 1) * w]);
+        for j in 0..ny {
+            for i in 0..nx {
+                let p = off + j * nx + i;
+                let (a, b) = (u32::from(within[p] && set[p]), u32::from(within[p]));
+                let q = (j + 1) * w + i + 1;
+                s_set[q] = a + s_set[q - 1] + s_set[q - w] - s_set[q - w - 1];
+                s_all[q] = b + s_all[q - 1] + s_all[q - w] - s_all[q - w - 1];
+            }
+        }
+        let sum = |t: &[u32], j0: usize, j1: usize, i0: usize, i1: usize| {
+            t[j1 * w + i1] + t[j0 * w + i0] - t[j0 * w + i1] - t[j1 * w + i0]
+        };
+        for j in 0..ny {
+            let (j0, j1) = (j.saturating_sub(r), (j + r + 1).min(ny));
+            for i in 0..nx {
+                if !within[off + j * nx + i] {
+                    continue;
+                }
+                let (i0, i1) = (i.saturating_sub(r), (i + r + 1).min(nx));
+                o[j * nx + i] = 2 * sum(&s_set, j0, j1, i0, i1) > sum(&s_all, j0, j1, i0, i1);
+            }
+        }
+    });
+    out
+}
+
+/// Smallest region (map voxels) whose mean curve is fitted by [`pool_untimeable`]; smaller
+/// ones keep their voxels' own Tmax, for the median and patch filling to deal with.
+pub const MIN_POOLED_VOXELS: usize = 50;
+
+/// Tmax where single voxels cannot be timed. Voxels marked `untimeable` (their fitted curve
+/// explains no more signal than noise: little or no flow, as in an ischaemic core under heavy
+/// noise) are grouped into 6-connected regions; each region of at least [`MIN_POOLED_VOXELS`]
+/// takes the Tmax fitted to the mean of its curves (`curves`: n_t samples per map voxel, noise
+/// independent between voxels, σ `sigma` each), where the averaging has brought the noise down
+/// by √n. Returns the number of voxels so set.
+pub fn pool_untimeable(
+    tmax: &mut Volume,
+    untimeable: &[bool],
+    curves: &[f32],
+    n_t: usize,
+    model: &ModelFit,
+    sigma: f32,
+) -> usize {
+    let [nz, ny, nx] = tmax.geometry.shape_zyx();
+    let n = nz * ny * nx;
+    let data = tmax.data.as_slice_mut().expect("standard layout");
+    let mut seen = vec![false; n];
+    let mut set = 0;
+    let mut mean = vec![0f32; n_t];
+    for start in 0..n {
+        if seen[start] || !untimeable[start] {
+            continue;
+        }
+        let mut region = vec![start];
+        seen[start] = true;
+        let mut head = 0;
+        while head < region.len() {
+            let p = region[head];
+            head += 1;
+            let (k, j, i) = (p / (ny * nx), (p / nx) % ny, p % nx);
+            let neighbours = [
+                (i > 0).then(|| p - 1),
+                (i + 1 < nx).then(|| p + 1),
+                (j > 0).then(|| p - nx),
+                (j + 1 < ny).then(|| p + nx),
+                (k > 0).then(|| p - ny * nx),
+                (k + 1 < nz).then(|| p + ny * nx),
+            ];
+            for q in neighbours.into_iter().flatten() {
+                if untimeable[q] && !seen[q] {
+                    seen[q] = true;
+                    region.push(q);
+                }
+            }
+        }
+        if region.len() < MIN_POOLED_VOXELS {
+            continue;
+        }
+        mean.fill(0.0);
+        for &p in &region {
+            for (m, &c) in mean.iter_mut().zip(&curves[p * n_t..(p + 1) * n_t]) {
+                *m += c;
+            }
+        }
+        let inv = 1.0 / region.len() as f32;
+        mean.iter_mut().for_each(|m| *m *= inv);
+        if let Ok(e) = model.fit_noisy(&mean, sigma * inv.sqrt()) {
+            for &p in &region {
+                data[p] = e.tmax_s as f32;
+            }
+            set += region.len();
+        }
+    }
+    set
+}
+
 /// Time to peak (s) with parabolic refinement.
 fn ttp_s(c: &[f32], t: &[f64]) -> f64 {
     let (i, _) = c.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
@@ -716,6 +839,10 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     drop(series);
     lap("binning", &mut steps);
 
+    // The curves before denoising, kept for the regions too weak to time voxel by voxel: their
+    // noise is independent between voxels, so their mean over a region is as clean as it gets.
+    let pooling = matches!(options.estimator, Estimator::ModelFit(_)) && options.untimeable_evidence > 0.0;
+    let raw = pooling.then(|| (binned.curves.clone(), noise_sigma(&binned.curves, binned.n_t, &binned.mask)));
     if let Some(filter) = &options.denoise {
         let [nz, ny, nx] = binned.geometry.shape_zyx();
         let n_t = binned.n_t;
@@ -729,7 +856,7 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     let sigma = noise_sigma(&binned.curves, binned.n_t, &binned.mask);
     lap("denoising", &mut steps);
 
-    let maps = fit_maps(&binned, &scaled_aif, &times_s, &options.estimator, options.constants, sigma)?;
+    let mut maps = fit_maps(&binned, &scaled_aif, &times_s, &options.estimator, options.constants, sigma)?;
     lap("fit", &mut steps);
 
     // Vessels out, then the clean maps the volumes are read from.
@@ -766,7 +893,43 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     let voxel_ml = binned.geometry.spacing_mm.iter().product::<f64>() / 1000.0;
     let cbf_s = cbf_clean.data.as_slice().expect("standard layout");
     let tmax_s = tmax_clean.data.as_slice().expect("standard layout");
-    let decision = decide(cbf_s, tmax_s, &tissue_map, &side, voxel_ml, options.thresholds)?;
+    let mut decision = decide(cbf_s, tmax_s, &tissue_map, &side, voxel_ml, options.thresholds)?;
+    // Low-flow regions too weak to time voxel by voxel take the Tmax of their mean curve; then
+    // the Tmax map is cleaned and the figures taken again.
+    let mut untimeable_voxels = 0;
+    if let (Some((raw_curves, raw_sigma)), Estimator::ModelFit(grid)) = (&raw, &options.estimator) {
+        let evidence = median_clean(&maps.evidence, &tissue_map, options.clean_radius_px);
+        let cut = (options.thresholds.core_relative_cbf * decision.reference_cbf) as f32;
+        let evidence = evidence.data.as_slice().expect("standard layout");
+        let weak: Vec<bool> = (0..tissue_map.len())
+            .map(|i| tissue_map[i] && (evidence[i] as f64) < options.untimeable_evidence && cbf_s[i] < cut)
+            .collect();
+        // Whole regions by a majority over a wide window, holes included: a region drawn
+        // voxel by voxel would leave out the voxels whose noise happened to look like a bolus
+        // and bias the mean curve (by 2 s of Tmax with a 7 × 7 window; none left at 21 × 21).
+        let radius = (POOL_WINDOW_MM / binned.geometry.spacing_mm[0].max(binned.geometry.spacing_mm[1])).round();
+        let untimeable = majority(&weak, &tissue_map, [nz, ny, nx], radius as usize);
+        if untimeable.iter().any(|&u| u) {
+            let model = ModelFit::new(&scaled_aif, &times_s, grid.clone(), options.constants)?;
+            untimeable_voxels =
+                pool_untimeable(&mut maps.tmax, &untimeable, raw_curves, binned.n_t, &model, *raw_sigma);
+        }
+        if untimeable_voxels > 0 {
+            tmax_clean = median_clean(&maps.tmax, &tissue_map, options.clean_radius_px);
+            if max_patch > 0 {
+                fill_small_patches(
+                    &mut tmax_clean,
+                    &tissue_map,
+                    options.thresholds.hypoperfusion_tmax_s as f32,
+                    max_patch,
+                );
+            }
+            let tmax_s = tmax_clean.data.as_slice().expect("standard layout");
+            decision = decide(cbf_s, tmax_s, &tissue_map, &side, voxel_ml, options.thresholds)?;
+        }
+    }
+    drop(raw);
+    let tmax_s = tmax_clean.data.as_slice().expect("standard layout");
     let hypoperfused = hypoperfused_mask(cbf_s, tmax_s, &tissue_map, options.thresholds);
     let core = core_mask(cbf_s, &hypoperfused, decision.reference_cbf, options.thresholds);
     lap("decision", &mut steps);
@@ -791,6 +954,7 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     }
     Ok(StrokeResult {
         maps,
+        untimeable_voxels,
         baseline,
         tissue: tissue_map,
         core,
@@ -861,6 +1025,93 @@ mod tests {
         assert_eq!(timing.baseline, 0..4);
         let e = bolus_timing(&s, &[false; 4]).unwrap_err().to_string();
         assert!(e.contains("brain mask"), "{e}");
+    }
+
+    /// Seeded standard normal numbers (64-bit LCG, Box–Muller).
+    fn normals(seed: u64, n: usize) -> Vec<f32> {
+        let mut state = seed;
+        let mut uniform = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        (0..n)
+            .map(|_| {
+                let (u, v) = (uniform(), uniform());
+                ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn majority_fills_holes_and_drops_specks() {
+        let (ny, nx) = (30, 30);
+        let within = vec![true; ny * nx];
+        let mut set = vec![false; ny * nx];
+        for j in 5..25 {
+            for i in 5..25 {
+                set[j * nx + i] = ![(14, 14), (15, 15)].contains(&(j, i));
+                // two holes
+            }
+        }
+        set[2 * nx + 27] = true; // a speck
+        let out = majority(&set, &within, [1, ny, nx], 2);
+        assert!(out[14 * nx + 14] && out[15 * nx + 15], "holes filled");
+        assert!(!out[2 * nx + 27], "speck dropped");
+        assert!(out[10 * nx + 10] && !out[nx + 1]);
+        // Voxels outside `within` neither count nor get set.
+        let mut within = vec![true; ny * nx];
+        within[10 * nx + 10] = false;
+        assert!(!majority(&set, &within, [1, ny, nx], 2)[10 * nx + 10]);
+    }
+
+    /// A region of tissue with almost no flow (CBF 2.5, delay 12 s) under noise 3× its peak:
+    /// voxel by voxel its Tmax is anywhere; its mean curve puts it at 12 s.
+    #[test]
+    fn untimeable_region_takes_the_tmax_of_its_mean_curve() {
+        use gantry_phantom::perfusion::{arterial_curve, tissue_curve, GammaVariate, Residue, Tissue};
+        let times: Vec<f64> = (0..30).map(|t| 2.0 * t as f64).collect();
+        let input = GammaVariate::default_aif(300.0);
+        let aif = arterial_curve(&input, 0.0, 0.0, &times);
+        let tissue = Tissue { cbf: 2.5, mtt_s: 10.0, delay_s: 12.0, dispersion_s: 0.0, residue: Residue::Exponential };
+        let truth = tissue_curve(&input, &tissue, &times);
+        let peak = truth.iter().cloned().fold(0.0, f64::max);
+        let sigma = 3.0 * peak as f32;
+        let (ny, nx, n_t) = (24, 24, times.len());
+        let noise = normals(7, ny * nx * n_t);
+        let curves: Vec<f32> = (0..ny * nx * n_t).map(|q| truth[q % n_t] as f32 + sigma * noise[q]).collect();
+        // The region: a 20 × 20 square, and a 5-voxel patch too small to pool.
+        let mut untimeable = vec![false; ny * nx];
+        for j in 2..22 {
+            for i in 2..22 {
+                untimeable[j * nx + i] = true;
+            }
+        }
+        let model = ModelFit::new(&aif, &times, FitGrid::default(), Constants::default()).unwrap();
+        let g = VolumeGeometry::centered([nx, ny, 1], [0.9, 0.9, 5.0], [0.0; 3]).unwrap();
+        let own: Vec<f32> = (0..ny * nx)
+            .map(|p| model.fit_noisy(&curves[p * n_t..(p + 1) * n_t], sigma).unwrap().tmax_s as f32)
+            .collect();
+        let early = own.iter().zip(&untimeable).filter(|(&t, &u)| u && t < 6.0).count();
+        assert!(early > 40, "per voxel, {early} of 400 region voxels are timed before 6 s");
+        let mut tmax = Volume::new(g, Array3::from_shape_vec((1, ny, nx), own.clone()).unwrap()).unwrap();
+        let set = pool_untimeable(&mut tmax, &untimeable, &curves, n_t, &model, sigma);
+        assert_eq!(set, 400);
+        let t = tmax.data.as_slice().unwrap();
+        for p in 0..ny * nx {
+            if untimeable[p] {
+                assert!((t[p] - 12.0).abs() < 0.6, "pooled Tmax {} against 12 s", t[p]);
+            } else {
+                assert_eq!(t[p].to_bits(), own[p].to_bits(), "voxels outside the region keep their own Tmax");
+            }
+        }
+        // A region below MIN_POOLED_VOXELS keeps its voxels' own values.
+        let mut small = vec![false; ny * nx];
+        small[..5].iter_mut().for_each(|u| *u = true);
+        let g = tmax.geometry.clone();
+        let mut tmax = Volume::new(g, Array3::from_shape_vec((1, ny, nx), own.clone()).unwrap()).unwrap();
+        assert_eq!(pool_untimeable(&mut tmax, &small, &curves, n_t, &model, sigma), 0);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(tmax.data.as_slice().unwrap()), bits(&own));
     }
 
     #[test]
