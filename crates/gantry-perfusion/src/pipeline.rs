@@ -66,10 +66,10 @@ pub struct StrokeOptions {
     /// Half-width (voxels) of the in-plane median the CBF and Tmax maps are cleaned with
     /// before the volumes are counted (1: 3 × 3).
     pub clean_radius_px: usize,
-    /// Model fit only: tissue whose (median-cleaned) model evidence is below this explains no
-    /// more of its curve than noise does, so its own Tmax is a guess; each connected region of
-    /// such voxels takes the Tmax fitted to the mean of its curves ([`pool_untimeable`]).
-    /// 0: never.
+    /// Model fit only: tissue whose CBF is under the core cut and whose (median-cleaned) model
+    /// evidence is below this explains no more of its curve than noise does, so its own Tmax
+    /// is a guess; each region of such voxels (a majority over ±[`POOL_WINDOW_MM`]) takes the
+    /// Tmax fitted to the mean of its curves before denoising ([`pool_untimeable`]). 0: never.
     pub untimeable_evidence: f64,
 }
 
@@ -648,8 +648,8 @@ pub fn fill_small_patches(map: &mut Volume, tissue: &[bool], threshold: f32, max
 /// weak to time (see [`pool_untimeable`]).
 pub const POOL_WINDOW_MM: f64 = 9.0;
 
-/// Per slice, the voxels of `mask` (within `within`) where more than half of the `within`
-/// voxels of the (2r + 1)² window around are set in `set`.
+/// Per slice, the voxels of `within` where more than half of the `within` voxels of the
+/// (2r + 1)² window around them are in `set` (a majority filter; `r` in voxels).
 pub fn majority(set: &[bool], within: &[bool], [_, ny, nx]: [usize; 3], r: usize) -> Vec<bool> {
     let mut out = vec![false; set.len()];
     out.par_chunks_mut(ny * nx).enumerate().for_each(|(k, o)| {
