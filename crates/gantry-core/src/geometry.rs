@@ -240,7 +240,7 @@ impl ScanGeometry {
         self.views.len()
     }
 
-    /// Projection array shape [view][row][col].
+    /// Projection array shape `[view][row][col]`.
     pub fn projection_shape(&self) -> [usize; 3] {
         [self.views.len(), self.detector.n_rows, self.detector.n_cols]
     }

@@ -3,13 +3,13 @@
 //! The shared vocabulary of Gantry. No I/O and no algorithms live here: only the data types every
 //! other crate speaks, each validated once when it is built.
 //!
-//! - [`Volume`] / [`VolumeGeometry`]: f32 voxels stored [z][y][x] with spacing, origin and
+//! - [`Volume`] / [`VolumeGeometry`]: f32 voxels stored `[z][y][x]` with spacing, origin and
 //!   direction, so every voxel has an LPS position in mm.
 //! - [`ScanGeometry`]: one vector description per view (source, detector centre, detector u and
 //!   v axes, angle, time) for cone or parallel beams on flat or cylindrical detectors, built from
 //!   a [`ScanProtocol`] (circular full scan, short scan over any arc, helical, parallel, detector
 //!   offsets, the clinical wide-detector preset).
-//! - [`ProjectionStack`]: projections [view][row][col] together with their geometry.
+//! - [`ProjectionStack`]: projections `[view][row][col]` together with their geometry.
 //! - [`units`]: μ (1/mm) ↔ HU.
 //!
 //! ```

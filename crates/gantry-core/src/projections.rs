@@ -1,10 +1,10 @@
-//! Projection data: f32 values stored [view][row][col] with the geometry that produced them.
+//! Projection data: f32 values stored `[view][row][col]` with the geometry that produced them.
 
 use crate::error::{CoreError, Result};
 use crate::geometry::ScanGeometry;
 use ndarray::Array3;
 
-/// A stack of projections (line integrals, or counts before preprocessing), [view][row][col],
+/// A stack of projections (line integrals, or counts before preprocessing), `[view][row][col]`,
 /// with its scan geometry. Construction checks that the sizes agree.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProjectionStack {

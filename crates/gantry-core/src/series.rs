@@ -1,5 +1,5 @@
 //! A dynamic series: the same volume grid sampled at several times (CT perfusion, gated
-//! acquisitions). Data is [t][z][y][x]; times are seconds from the first frame.
+//! acquisitions). Data is `[t][z][y][x]`; times are seconds from the first frame.
 
 use crate::error::{CoreError, Result};
 use crate::volume::{Volume, VolumeGeometry};

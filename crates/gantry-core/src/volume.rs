@@ -1,4 +1,4 @@
-//! A 3D image: f32 voxels stored [z][y][x] with the LPS position of every voxel.
+//! A 3D image: f32 voxels stored `[z][y][x]` with the LPS position of every voxel.
 
 use crate::error::{CoreError, Result};
 use ndarray::Array3;
@@ -78,7 +78,7 @@ impl VolumeGeometry {
         self.len() == 0
     }
 
-    /// The shape of the data array, [z][y][x].
+    /// The shape of the data array, `[z][y][x]`.
     pub fn shape_zyx(&self) -> [usize; 3] {
         [self.dims[2], self.dims[1], self.dims[0]]
     }
@@ -97,7 +97,7 @@ impl VolumeGeometry {
     }
 }
 
-/// A volume of f32 voxels, stored C-order [z][y][x], with its geometry.
+/// A volume of f32 voxels, stored C-order `[z][y][x]`, with its geometry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Volume {
     pub geometry: VolumeGeometry,
@@ -111,7 +111,7 @@ impl Volume {
         Volume { geometry, data }
     }
 
-    /// Wraps `data` ([z][y][x]) after checking it against the geometry.
+    /// Wraps `data` (`[z][y][x]`) after checking it against the geometry.
     pub fn new(geometry: VolumeGeometry, data: Array3<f32>) -> Result<Self> {
         geometry.validate()?;
         let want = geometry.shape_zyx();

@@ -153,7 +153,7 @@ pub fn write_nifti_series(path: &Path, series: &VolumeSeries, description: &str)
     })
 }
 
-/// Reads a 4D NIfTI-1 (x, y, z, t) as a dynamic series, frame t at toffset + t·pixdim[4]
+/// Reads a 4D NIfTI-1 (x, y, z, t) as a dynamic series, frame t at toffset + t·`pixdim[4]`
 /// seconds; `times_s` overrides them (one per frame).
 pub fn read_nifti_series(path: &Path, times_s: Option<Vec<f64>>) -> Result<VolumeSeries> {
     let obj = ReaderOptions::new().read_file(path).map_err(|e| IoError::Nifti { path: path.to_owned(), source: e })?;

@@ -59,7 +59,7 @@ fn matmul(a: &[[f64; 3]; 3], b: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
     std::array::from_fn(|i| std::array::from_fn(|j| (0..3).map(|k| a[i][k] * b[k][j]).sum()))
 }
 
-/// A volume resampled for registration: values [z][y][x] with spacing (mm) per axis x, y, z.
+/// A volume resampled for registration: values `[z][y][x]` with spacing (mm) per axis x, y, z.
 struct Grid {
     data: Vec<f32>,
     dims: [usize; 3],

@@ -199,7 +199,7 @@ pub fn mean_frames(series: &VolumeSeries, frames: Range<usize>) -> Result<Volume
 }
 
 /// Inside the skull: per slice, everything not reachable from the image border through
-/// non-bone pixels (bone: > 150 HU), bone excluded. Returns [z][y][x] flags.
+/// non-bone pixels (bone: > 150 HU), bone excluded. Returns `[z][y][x]` flags.
 pub fn intracranial_mask(image: &Volume) -> Vec<bool> {
     let [nz, ny, nx] = image.geometry.shape_zyx();
     let data = image.data.as_slice().expect("standard layout");
@@ -436,7 +436,7 @@ fn trapezoid(v: &[f64], t: &[f64]) -> f64 {
     v.windows(2).zip(t.windows(2)).map(|(a, b)| 0.5 * (a[0] + a[1]) * (b[1] - b[0])).sum()
 }
 
-/// Tissue curves on a grid binned in-plane by `factor`: curves [(z·ny + y)·nx + x][t] and the
+/// Tissue curves on a grid binned in-plane by `factor`: curves `[(z·ny + y)·nx + x][t]` and the
 /// binned tissue mask (a block is tissue when at least 3 of 4 of its voxels are).
 #[derive(Debug, Clone)]
 pub struct BinnedCurves {

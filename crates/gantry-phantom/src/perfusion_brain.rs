@@ -233,7 +233,7 @@ pub const VENOUS_DISPERSION_S: f64 = 3.0;
 /// The exact figures of a brain phantom.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrainTruth {
-    /// Class at the centre of every voxel of the unmoved head, [z][y][x].
+    /// Class at the centre of every voxel of the unmoved head, `[z][y][x]`.
     pub labels: Array3<u8>,
     pub core_ml: f64,
     /// Core + penumbra: every lesion voxel has Tmax > 6 s.
@@ -419,7 +419,7 @@ pub fn rotation_matrix(w: [f64; 3]) -> [[f64; 3]; 3] {
 pub const Z_SUBSAMPLES: usize = 5;
 
 /// Class maps of the head on `geometry` at the `Z_SUBSAMPLES` depths of every slice
-/// ([sub][z][y][x]), moved by (w, t): the voxel at p shows the anatomy at Rᵀ(p − t).
+/// (`[sub][z][y][x]`), moved by (w, t): the voxel at p shows the anatomy at Rᵀ(p − t).
 fn label_volume(head: &Head, geometry: &VolumeGeometry, w: [f64; 3], t: [f64; 3]) -> Array4<u8> {
     let [nz, ny, nx] = geometry.shape_zyx();
     let r = rotation_matrix(w);

@@ -9,7 +9,7 @@
 //! case (volume axes along x, y, z; every view's detector v axis along z). In the fast path a
 //! voxel column along z projects to one detector column at one distance, so the column index,
 //! weight and row slope are computed once per (x, y) and the inner loop walks z with a linear row
-//! index over projections transposed to [col][row] (contiguous in z) into a [y][x][z] buffer.
+//! index over projections transposed to `[col][row]` (contiguous in z) into a `[y][x][z]` buffer.
 
 use gantry_core::geometry::{dot, sub, Vec3};
 use gantry_core::{Beam, CoreError, DetectorShape, Result, ScanGeometry, Volume, VolumeGeometry};
@@ -89,7 +89,7 @@ pub struct Backprojector {
     scan: ScanGeometry,
     weight: DistanceWeight,
     fast: bool,
-    /// Fast path: [y][x][z]; general path: [z][y][x].
+    /// Fast path: `[y][x][z]`; general path: `[z][y][x]`.
     acc: Vec<f32>,
 }
 
@@ -138,7 +138,7 @@ impl Backprojector {
         Ok(())
     }
 
-    /// The accumulated volume, [z][y][x].
+    /// The accumulated volume, `[z][y][x]`.
     pub fn finish(self) -> Volume {
         let [nx, ny, nz] = self.volume.dims;
         let data = if self.fast {

@@ -210,7 +210,7 @@ impl Projector for Joseph {
 /// detector v axis along z). All rays of one detector column lie in one vertical plane, so the
 /// step through the planes of the dominant in-plane axis and the in-plane interpolation are
 /// computed once per column and plane; each row then walks a z column of the volume (stored
-/// [y][x][z], zero-padded) linearly — the backprojector's column kernel, run the other way.
+/// `[y][x][z]`, zero-padded) linearly — the backprojector's column kernel, run the other way.
 /// The weights are those of the generic walk, so results agree with it to rounding.
 mod fast {
     use super::Joseph;
@@ -323,7 +323,7 @@ mod fast {
         (w.d[0] * w.d[0] + w.d[1] * w.d[1] + dz * dz).sqrt() * s_m / w.d[w.main].abs()
     }
 
-    /// Offset in the padded [y][x][z] buffer of the z column at in-plane (plane p, index a).
+    /// Offset in the padded `[y][x][z]` buffer of the z column at in-plane (plane p, index a).
     pub(super) fn column_offset(j: &Joseph, main: usize, p: usize, a: isize) -> usize {
         let [nx, _, nz] = j.volume.dims;
         let pz = column_len(nz);

@@ -34,7 +34,7 @@ pub use joseph::Joseph;
 use gantry_core::{CoreError, ProjectionStack, Result, ScanGeometry, Volume, VolumeGeometry};
 use ndarray::{ArrayView3, ArrayViewMut3};
 
-/// A linear operator from volumes ([z][y][x]) to projections ([view][row][col]) and its adjoint.
+/// A linear operator from volumes (`[z][y][x]`) to projections (`[view][row][col]`) and its adjoint.
 pub trait Projector: Sync {
     fn volume_geometry(&self) -> &VolumeGeometry;
     fn scan_geometry(&self) -> &ScanGeometry;

@@ -6,7 +6,7 @@ use gantry_core::{Beam, CoreError, DetectorShape, Result, ScanGeometry};
 use ndarray::{Array2, ArrayViewMut2};
 use std::f64::consts::PI;
 
-/// The cosine weight of every pixel of one view ([row][col]): the obliquity of each ray on a
+/// The cosine weight of every pixel of one view (`[row][col]`): the obliquity of each ray on a
 /// flat detector, SDD/√(SDD² + u² + v²); on a cylindrical detector cos γ · R/√(R² + v²); 1 for
 /// a parallel beam.
 pub fn cosine_weight_table(scan: &ScanGeometry, view: usize) -> Array2<f32> {
@@ -26,7 +26,7 @@ pub fn cosine_weight_table(scan: &ScanGeometry, view: usize) -> Array2<f32> {
     })
 }
 
-/// Multiplies one view's projection ([row][col]) by its cosine weight.
+/// Multiplies one view's projection (`[row][col]`) by its cosine weight.
 pub fn cosine_weight(scan: &ScanGeometry, view: usize, mut proj: ArrayViewMut2<f32>) {
     if scan.beam == Beam::Parallel {
         return;

@@ -76,7 +76,7 @@ pub fn read_pet_suv_info(series: &DicomSeries) -> Result<PetSuvInfo> {
 }
 
 impl PetSuvInfo {
-    /// The factor that turns Bq/mL into SUVbw (g/mL): weight [g] / decayed dose [Bq], after the
+    /// The factor that turns Bq/mL into SUVbw (g/mL): weight (g) / decayed dose (Bq), after the
     /// QIBA checks; an error names the attribute that stops it.
     pub fn suv_bw_factor(&self) -> Result<f64> {
         let bad = |tag: Tag, value: &dyn std::fmt::Display, why: &str| {
