@@ -44,6 +44,7 @@ pub use pipeline::{
     bin_tissue, bolus_timing, enhancement, fill_small_patches, fit_maps, intracranial_mask, majority, mean_frames,
     median_clean, pool_untimeable, run_stroke, select_vessels, tissue_mask, BinnedCurves, BolusTiming, Estimator,
     PerfusionMaps, QualityFlag, StrokeOptions, StrokeResult, VascularCurve, MIN_POOLED_VOXELS, POOL_WINDOW_MM,
+    VALIDATED_NOISE_HU,
 };
 
 use rustfft::num_complex::Complex;

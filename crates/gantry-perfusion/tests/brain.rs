@@ -135,6 +135,9 @@ fn quality_flags_say_what_limits_the_study() {
     // Scanning started at 6 s: one baseline frame before the bolus.
     let late = flags(&BrainConfig { first_frame_s: 6.0, ..small.clone() });
     assert!(late.iter().any(|q| matches!(q, QualityFlag::ShortBaseline(n) if *n < 2)), "{late:?}");
+    // Noise of 20 HU per 0.45 mm pixel (5 HU on these 1.8 mm pixels): beyond what was validated.
+    let noisy = flags(&BrainConfig { noise_hu: 5.0, ..small.clone() });
+    assert!(noisy.iter().any(|q| matches!(q, QualityFlag::HighNoise(n) if (*n - 20.0).abs() < 2.0)), "{noisy:?}");
 }
 
 #[test]
@@ -175,6 +178,7 @@ fn typical_lesion_at_15_hu() {
 fn large_core_and_moving_typical_lesion_at_15_hu() {
     let (r, t) = run(15.0, Some(Lesion::large_core()), false, 7);
     assert!(r.untimeable_voxels > 0, "the large core at 15 HU is too weak to time voxel by voxel");
+    assert!(r.quality.is_empty(), "15 HU is within the validated noise: {:?}", r.quality);
     check_lesion(&r, &t, (10.0, 0.20), "large core at 15 HU");
     let (r, t) = run(15.0, Some(Lesion::typical()), true, 8);
     check_lesion(&r, &t, (10.0, 0.20), "typical lesion at 15 HU with motion");
