@@ -705,7 +705,14 @@ fn multi_frame_12_bit_jpeg_extended_decodes() {
     };
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    write_ct_series(&src, &test_volume(), &meta(61)).unwrap();
+    // Frames of 96 × 80 with fine texture, so each compresses to several kB and 1 kB fragments
+    // split it (the Basic Offset Table then tells the frames apart).
+    let g = VolumeGeometry::centered([96, 80, 4], [0.8, 0.8, 3.0], [0.0; 3]).unwrap();
+    let textured = Array3::from_shape_fn((4, 80, 96), |(k, j, i)| {
+        let h = ((i * 7919 + j * 104_729 + k * 1_299_709) % 1000) as f32;
+        (600.0 * (i as f32 * 0.9).sin() * (j as f32 * 1.3).cos() + 0.4 * h - 200.0).round()
+    });
+    write_ct_series(&src, &Volume::new(g, textured).unwrap(), &meta(61)).unwrap();
     let enhanced = dir.path().join("enhanced.dcm");
     let out =
         Command::new(&python).args(["-c", MAKE_ENHANCED]).arg(&src).arg(&enhanced).arg("static").output().unwrap();

@@ -455,35 +455,26 @@ fn decode_jpeg_extended(
     } else if fragments.len() == n_frames {
         fragments.to_vec()
     } else if offsets.len() == n_frames {
-        let joined: Vec<u8> = fragments
-            .iter()
-            .flat_map(|f| {
-                // Offsets count item headers (8 bytes each) too.
-                let mut item = Vec::with_capacity(f.len() + 8);
-                item.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0]);
-                item.extend_from_slice(&(f.len() as u32).to_le_bytes());
-                item.extend_from_slice(f);
-                item
-            })
-            .collect();
-        let mut out = Vec::with_capacity(n_frames);
-        for k in 0..n_frames {
-            let (a, b) = (offsets[k] as usize, offsets.get(k + 1).map_or(joined.len(), |&o| o as usize));
-            let Some(span) = joined.get(a..b).filter(|_| a <= b) else {
+        // Each offset is where a frame's first fragment starts, counted from the first
+        // fragment's item header (8 bytes per item).
+        let mut out = vec![Vec::new(); n_frames];
+        let mut at = 0usize;
+        for f in fragments {
+            let k = offsets.partition_point(|&o| o as usize <= at);
+            if k == 0 || (offsets[k - 1] as usize != at && out[k - 1].is_empty()) {
                 return Err(pixel_error(
-                    format!("offset {a}"),
-                    format!("Basic Offset Table entry {k} is past the data"),
+                    format!("offset {}", offsets[k.saturating_sub(1)]),
+                    format!("the Basic Offset Table does not point at a fragment (one starts at {at})"),
                 ));
-            };
-            // Strip the item headers inside the span.
-            let mut stream = Vec::with_capacity(span.len());
-            let mut at = 0;
-            while at + 8 <= span.len() {
-                let len = u32::from_le_bytes([span[at + 4], span[at + 5], span[at + 6], span[at + 7]]) as usize;
-                stream.extend_from_slice(&span[at + 8..(at + 8 + len).min(span.len())]);
-                at += 8 + len;
             }
-            out.push(stream);
+            out[k - 1].extend_from_slice(f);
+            at += 8 + f.len();
+        }
+        if let Some(k) = out.iter().position(|s| s.is_empty()) {
+            return Err(pixel_error(
+                format!("offset {}", offsets[k]),
+                format!("Basic Offset Table entry {k} points at no fragment"),
+            ));
         }
         out
     } else {
