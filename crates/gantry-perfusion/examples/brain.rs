@@ -1,5 +1,7 @@
 //! Runs the stroke pipeline on the brain phantom and prints the figures against the truth:
 //! `cargo run --release -p gantry-perfusion --example brain [noise_hu] [typical|large|mimic] [downsample] [motion]`.
+//! Environment: `ROW=1` prints the bench table's row; `TIPS=σ,λ,passes`, `FILL=mm²`,
+//! `CLEAN=radius` and `UNTIME=evidence` (0: no regional timing) change the pipeline's options.
 
 use gantry_perfusion::{run_stroke, StrokeOptions};
 use gantry_phantom::perfusion_brain::{BrainClass, BrainConfig, BrainPhantom, Lesion, Motion};
@@ -21,17 +23,6 @@ fn main() {
     let phantom = BrainPhantom::new(&config);
     println!("phantom {:?} generated in {:.1} s", config.dims, t0.elapsed().as_secs_f64());
     let truth = phantom.truth.clone();
-    if std::env::var("CORE_CURVE").is_ok() {
-        let idx: Vec<(usize, usize, usize)> =
-            truth.labels.indexed_iter().filter(|(_, &c)| c == BrainClass::WhiteCore as u8).map(|(i, _)| i).collect();
-        let d = &phantom.series.data;
-        let curve: Vec<f64> = (0..d.shape()[0])
-            .map(|t| idx.iter().map(|&(k, j, i)| d[[t, k, j, i]] as f64).sum::<f64>() / idx.len() as f64)
-            .collect();
-        let b = curve[..4].iter().sum::<f64>() / 4.0;
-        let c: Vec<String> = curve.iter().map(|v| format!("{:.2}", v - b)).collect();
-        println!("white core mean ΔHU ({} voxels): {}", idx.len(), c.join(" "));
-    }
     let t0 = Instant::now();
     let mut options = StrokeOptions::default();
     if let Ok(v) = std::env::var("TIPS") {
@@ -165,49 +156,6 @@ pub fn per_class(r: &gantry_perfusion::StrokeResult, labels: &ndarray::Array3<u8
         }
     });
     let labels = &map_labels;
-    if std::env::var("PER_SLICE").is_ok() {
-        let lesion = |c: u8| (6..=9).contains(&c);
-        for k in 0..ms[0] {
-            let (mut n, mut hit, mut outside_hypo, mut edge_miss) = (0, 0, 0, 0);
-            for j in 0..ms[1] {
-                for i in 0..ms[2] {
-                    let idx = (k * ms[1] + j) * ms[2] + i;
-                    if !r.tissue[idx] {
-                        continue;
-                    }
-                    let c = labels[[k, j, i]];
-                    if lesion(c) {
-                        n += 1;
-                        if r.hypoperfused[idx] {
-                            hit += 1;
-                        } else {
-                            // Is a non-lesion tissue voxel within 3 voxels?
-                            let near = (j.saturating_sub(3)..(j + 4).min(ms[1])).any(|jj| {
-                                (i.saturating_sub(3)..(i + 4).min(ms[2])).any(|ii| {
-                                    let cc = labels[[k, jj, ii]];
-                                    !lesion(cc) && cc != u8::MAX
-                                })
-                            });
-                            if near {
-                                edge_miss += 1;
-                            }
-                        }
-                    } else if c != u8::MAX && r.hypoperfused[idx] {
-                        outside_hypo += 1;
-                    }
-                }
-            }
-            if n > 0 {
-                println!(
-                    "  slice {k}: lesion {n}, in Tmax>6 {:.1} %, missed {} ({} near the edge), false {}",
-                    100.0 * hit as f64 / n as f64,
-                    n - hit,
-                    edge_miss,
-                    outside_hypo
-                );
-            }
-        }
-    }
     let cbf = r.maps.cbf.data.as_slice().unwrap();
     let tmax = r.maps.tmax.data.as_slice().unwrap();
     for c in 0..12u8 {

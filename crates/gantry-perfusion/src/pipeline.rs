@@ -855,7 +855,7 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     // noise is independent between voxels, so their mean over a region is as clean as it gets.
     let raw_sigma = noise_sigma(&binned.curves, binned.n_t, &binned.mask);
     let pooling = matches!(options.estimator, Estimator::ModelFit(_)) && options.untimeable_evidence > 0.0;
-    let raw = pooling.then(|| (binned.curves.clone(), raw_sigma));
+    let raw = pooling.then(|| binned.curves.clone());
     // Averaging f × f independent pixels divides the noise by f: the noise a 0.45 mm pixel had.
     let pixel_mm = binned.geometry.spacing_mm[0].max(binned.geometry.spacing_mm[1]);
     let noise_045_hu = raw_sigma as f64 * pixel_mm / 0.45;
@@ -880,12 +880,16 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     let tissue_map: Vec<bool> =
         binned.mask.iter().zip(cbv).map(|(&m, &v)| m && v.is_finite() && v <= options.vessel_cbv as f32).collect();
     let cbf_clean = median_clean(&maps.cbf, &tissue_map, options.clean_radius_px);
-    let mut tmax_clean = median_clean(&maps.tmax, &tissue_map, options.clean_radius_px);
     let pixel_mm2 = binned.geometry.spacing_mm[0] * binned.geometry.spacing_mm[1];
     let max_patch = (options.fill_patch_mm2 / pixel_mm2).floor() as usize;
-    if max_patch > 0 {
-        fill_small_patches(&mut tmax_clean, &tissue_map, options.thresholds.hypoperfusion_tmax_s as f32, max_patch);
-    }
+    let clean_tmax = |tmax: &Volume| {
+        let mut clean = median_clean(tmax, &tissue_map, options.clean_radius_px);
+        if max_patch > 0 {
+            fill_small_patches(&mut clean, &tissue_map, options.thresholds.hypoperfusion_tmax_s as f32, max_patch);
+        }
+        clean
+    };
+    let mut tmax_clean = clean_tmax(&maps.tmax);
     let [nz, ny, nx] = binned.geometry.shape_zyx();
     let mut mid_x = 0.0;
     let mut n_mid = 0usize;
@@ -913,7 +917,7 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     // Low-flow regions too weak to time voxel by voxel take the Tmax of their mean curve; then
     // the Tmax map is cleaned and the figures taken again.
     let mut untimeable_voxels = 0;
-    if let (Some((raw_curves, raw_sigma)), Estimator::ModelFit(grid)) = (&raw, &options.estimator) {
+    if let (Some(raw_curves), Estimator::ModelFit(grid)) = (&raw, &options.estimator) {
         let evidence = median_clean(&maps.evidence, &tissue_map, options.clean_radius_px);
         let cut = (options.thresholds.core_relative_cbf * decision.reference_cbf) as f32;
         let evidence = evidence.data.as_slice().expect("standard layout");
@@ -923,23 +927,14 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
         // Whole regions by a majority over a wide window, holes included: a region drawn
         // voxel by voxel would leave out the voxels whose noise happened to look like a bolus
         // and bias the mean curve (by 2 s of Tmax with a 7 × 7 window; none left at 21 × 21).
-        let radius = (POOL_WINDOW_MM / binned.geometry.spacing_mm[0].max(binned.geometry.spacing_mm[1])).round();
+        let radius = (POOL_WINDOW_MM / pixel_mm).round();
         let untimeable = majority(&weak, &tissue_map, [nz, ny, nx], radius as usize);
         if untimeable.iter().any(|&u| u) {
             let model = ModelFit::new(&scaled_aif, &times_s, grid.clone(), options.constants)?;
-            untimeable_voxels =
-                pool_untimeable(&mut maps.tmax, &untimeable, raw_curves, binned.n_t, &model, *raw_sigma);
+            untimeable_voxels = pool_untimeable(&mut maps.tmax, &untimeable, raw_curves, binned.n_t, &model, raw_sigma);
         }
         if untimeable_voxels > 0 {
-            tmax_clean = median_clean(&maps.tmax, &tissue_map, options.clean_radius_px);
-            if max_patch > 0 {
-                fill_small_patches(
-                    &mut tmax_clean,
-                    &tissue_map,
-                    options.thresholds.hypoperfusion_tmax_s as f32,
-                    max_patch,
-                );
-            }
+            tmax_clean = clean_tmax(&maps.tmax);
             let tmax_s = tmax_clean.data.as_slice().expect("standard layout");
             decision = decide(cbf_s, tmax_s, &tissue_map, &side, voxel_ml, options.thresholds)?;
         }
