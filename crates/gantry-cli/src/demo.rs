@@ -138,9 +138,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let t_recon = t.elapsed().as_secs_f64();
     bar.finish_and_clear();
     drop(stack);
-    let hu = mu_to_hu_volume(&mu, MU_WATER_60KEV_PER_MM);
+    let hu = mu_to_hu_volume(&mu, MU_WATER_60KEV_PER_MM)?;
     let truth_mu = phantom.voxelize(&grid, 2);
-    let truth = mu_to_hu_volume(&truth_mu, MU_WATER_60KEV_PER_MM);
+    let truth = mu_to_hu_volume(&truth_mu, MU_WATER_60KEV_PER_MM)?;
 
     let t = Instant::now();
     write_volume(&a.output.join("head_hu.nii.gz"), &hu, "Gantry demo: FDK of the head phantom, HU")?;

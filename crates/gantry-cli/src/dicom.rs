@@ -46,10 +46,20 @@ enum DicomCommand {
         #[arg(long)]
         timing_json: Option<PathBuf>,
     },
-    /// Write a volume (HU) as a CT Image Storage series into a folder.
+    /// Write a volume as a CT Image Storage series into a folder: HU as they are, μ converted to
+    /// HU, maps (CBF, CBV, times, iodine, …) with their real-world unit.
     Export {
-        /// The volume to write (.nii, .nii.gz, .mha), in HU.
+        /// The volume to write (.nii, .nii.gz, .mha), in LPS.
         input: PathBuf,
+        /// What the values are, when the file does not say (hu, mu_per_mm, ml_100g_min, …).
+        #[arg(long)]
+        quantity: Option<String>,
+        /// μ of water (1/mm) for converting μ to HU; default water at 60 keV.
+        #[arg(long, default_value_t = gantry_core::units::MU_WATER_60KEV_PER_MM)]
+        mu_water: f64,
+        /// DICOM Patient Position written into the images (HFS, FFS, HFP, …).
+        #[arg(long, default_value = "HFS")]
+        patient_position: String,
         /// The folder to write into (made if missing).
         #[arg(short, long)]
         output: PathBuf,
@@ -182,8 +192,20 @@ pub fn run(a: DicomArgs) -> Result<()> {
             );
             Ok(())
         }
-        DicomCommand::Export { input, output, from, patient_name, patient_id, series_description, seed } => {
-            let vol = gantry_io::read_volume(&input)?;
+        DicomCommand::Export {
+            input,
+            quantity,
+            mu_water,
+            patient_position,
+            output,
+            from,
+            patient_name,
+            patient_id,
+            series_description,
+            seed,
+        } => {
+            let vol = export_values(gantry_io::read_volume(&input)?, &input, quantity.as_deref(), mu_water)?;
+            let position = gantry_core::PatientPosition::parse(&patient_position)?;
             let mut meta = match &from {
                 Some(src) => {
                     let scan = scan_folder(src)?;
@@ -198,11 +220,43 @@ pub fn run(a: DicomArgs) -> Result<()> {
                 meta.patient_study.patient_id = id;
             }
             meta.uid_seed = seed;
+            meta.patient_position = position.code().to_string();
             let paths = write_ct_series(&output, &vol, &meta)?;
             eprintln!("wrote {} CT images into {}", paths.len(), output.display());
             Ok(())
         }
     }
+}
+
+/// The volume ready for DICOM: its stated (or `--quantity`) values, μ converted to HU.
+fn export_values(
+    vol: gantry_core::Volume,
+    input: &std::path::Path,
+    quantity: Option<&str>,
+    mu_water: f64,
+) -> Result<gantry_core::Volume> {
+    use gantry_core::Quantity;
+    let q = match (vol.quantity, quantity) {
+        (Quantity::Unspecified, None) => bail!(
+            "{}: the file does not say what its values are; give --quantity (hu for CT numbers, mu_per_mm for μ,              or a map's code such as ml_100g_min)",
+            input.display()
+        ),
+        (Quantity::Unspecified, Some(code)) => Quantity::from_code(code)?,
+        (stated, None) => stated,
+        (stated, Some(code)) => {
+            let given = Quantity::from_code(code)?;
+            if given != stated {
+                bail!("{}: --quantity {code} contradicts the file, which holds {}", input.display(), stated.describe());
+            }
+            stated
+        }
+    };
+    let vol = vol.with_quantity(q);
+    if q == Quantity::LinearAttenuation {
+        eprintln!("{}: μ (1/mm) converted to HU (μ water {mu_water} /mm)", input.display());
+        return Ok(gantry_recon::mu_to_hu_volume(&vol, mu_water)?);
+    }
+    Ok(vol)
 }
 
 #[derive(Args)]

@@ -124,7 +124,13 @@ struct PhantomArgs {
     /// Sub-samples per voxel edge (the voxel value is the mean of n³ points).
     #[arg(long, default_value_t = 2)]
     supersample: usize,
-    /// Output volume (.nii, .nii.gz or .mha), in the phantom's units (μ in 1/mm).
+    /// Write μ (1/mm) instead of HU.
+    #[arg(long)]
+    mu: bool,
+    /// μ of water (1/mm) for HU; default water at 60 keV.
+    #[arg(long, default_value_t = MU_WATER_60KEV_PER_MM)]
+    mu_water: f64,
+    /// Output volume (.nii, .nii.gz or .mha), in HU (μ in 1/mm with --mu), in LPS.
     #[arg(long, short)]
     output: PathBuf,
 }
@@ -145,9 +151,13 @@ struct SliceArgs {
     /// Slice index; default: the middle one.
     #[arg(long)]
     index: Option<usize>,
-    /// Window centre and width, e.g. 40,80 (brain) or 500,2000 (bone).
+    /// Window centre and width in the volume's unit (HU for CT: 40,80 brain, 500,2000 bone).
+    /// A volume of μ (1/mm) is shown in HU.
     #[arg(long, value_delimiter = ',', default_value = "40,80", allow_hyphen_values = true)]
     window: Vec<f64>,
+    /// μ of water (1/mm) for showing a μ volume in HU; default water at 60 keV.
+    #[arg(long, default_value_t = MU_WATER_60KEV_PER_MM)]
+    mu_water: f64,
     /// Output PNG.
     #[arg(long, short)]
     output: PathBuf,
@@ -155,8 +165,12 @@ struct SliceArgs {
 
 #[derive(Args)]
 struct ProjectArgs {
-    /// Volume to project (.nii, .nii.gz, .mha), values in 1/mm.
+    /// Volume to project (.nii, .nii.gz, .mha): μ in 1/mm, or HU (converted with --mu-water)
+    /// when the file says so.
     volume: PathBuf,
+    /// μ of water (1/mm) for converting a volume in HU; default water at 60 keV.
+    #[arg(long, default_value_t = MU_WATER_60KEV_PER_MM)]
+    mu_water: f64,
     /// Scan geometry (Gantry TOML) or protocol (with --protocol).
     #[arg(long)]
     geometry: Option<PathBuf>,
@@ -250,7 +264,9 @@ fn protocol(name: &str) -> Result<()> {
 pub(crate) fn phantom(kind: PhantomKind, half_size_mm: f64) -> Phantom {
     match kind {
         PhantomKind::Head => demo::head_with_vial(),
-        PhantomKind::SheppLogan => Phantom::shepp_logan_3d(half_size_mm).scaled(0.02),
+        PhantomKind::SheppLogan => {
+            Phantom::shepp_logan_3d(half_size_mm).scaled(0.02).with_quantity(gantry_core::Quantity::LinearAttenuation)
+        }
         PhantomKind::Water => Phantom::water_cylinder(100.0, 400.0, MU_WATER_60KEV_PER_MM),
         PhantomKind::WaterLarge => Phantom::water_cylinder(200.0, 400.0, MU_WATER_60KEV_PER_MM),
     }
@@ -281,6 +297,13 @@ fn slice_cmd(a: SliceArgs) -> Result<()> {
         bail!("--window takes centre,width; got {} values", a.window.len());
     }
     let vol = gantry_io::read_volume(&a.volume)?;
+    let vol = match vol.quantity {
+        gantry_core::Quantity::LinearAttenuation => {
+            eprintln!("{}: μ (1/mm), shown in HU (μ water {} /mm)", a.volume.display(), a.mu_water);
+            mu_to_hu_volume(&vol, a.mu_water)?
+        }
+        _ => vol,
+    };
     let (nz, ny, nx) = vol.data.dim();
     let (plane, n) = match a.plane {
         PlaneArg::Axial => (gantry_io::Plane::Axial, nz),
@@ -296,8 +319,10 @@ fn slice_cmd(a: SliceArgs) -> Result<()> {
 fn phantom_cmd(a: PhantomArgs) -> Result<()> {
     let grid =
         VolumeGeometry::centered(xyz("--size", &a.size)?, xyz("--spacing", &a.spacing)?, xyz("--center", &a.center)?)?;
-    let vol = phantom(a.phantom, a.phantom_half_size_mm).voxelize(&grid, a.supersample);
-    gantry_io::write_volume(&a.output, &vol, &format!("Gantry phantom {:?}", a.phantom))?;
+    let mu = phantom(a.phantom, a.phantom_half_size_mm).voxelize(&grid, a.supersample);
+    let vol = if a.mu { mu } else { mu_to_hu_volume(&mu, a.mu_water)? };
+    let unit = vol.quantity.unit();
+    gantry_io::write_volume(&a.output, &vol, &format!("Gantry phantom {:?} ({unit})", a.phantom))?;
     eprintln!("wrote {}", a.output.display());
     Ok(())
 }
@@ -312,12 +337,20 @@ fn xyz<T: Copy>(name: &str, v: &[T]) -> Result<[T; 3]> {
 
 fn read_protocol(path: &std::path::Path) -> Result<ScanProtocol> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str::<ScanProtocol>(&text).with_context(|| format!("{}: not a scan protocol", path.display()))
+    Ok(gantry_io::parse_toml::<ScanProtocol>(path, &text, "scan protocol")?)
 }
 
 fn project_cmd(a: ProjectArgs) -> Result<()> {
+    use gantry_core::Quantity;
     use gantry_project::Projector;
     let vol = gantry_io::read_volume(&a.volume)?;
+    let vol = match vol.quantity {
+        Quantity::LinearAttenuation | Quantity::Unspecified => vol,
+        Quantity::Hounsfield => vol
+            .map(|hu| gantry_core::units::hu_to_mu(hu as f64, a.mu_water) as f32)
+            .with_quantity(Quantity::LinearAttenuation),
+        q => bail!("{}: holds {}; only μ (1/mm) or HU can be projected", a.volume.display(), q.describe()),
+    };
     let geometry = match (&a.geometry, &a.protocol) {
         (Some(g), None) => gantry_io::read_geometry(g)?,
         (None, Some(p)) => read_protocol(p)?.build()?,
@@ -405,7 +438,7 @@ pub(crate) fn recon(a: ReconArgs) -> Result<gantry_core::Volume> {
     let mu = fdk(&stack, &grid, &options, &|done, _| bar.set_position(done as u64))?;
     let t_recon = t1.elapsed();
     bar.finish_and_clear();
-    let out = if a.mu { mu } else { mu_to_hu_volume(&mu, a.mu_water) };
+    let out = if a.mu { mu } else { mu_to_hu_volume(&mu, a.mu_water)? };
     let t2 = Instant::now();
     let desc = format!("Gantry FDK {} cutoff {}", a.filter, a.cutoff);
     gantry_io::write_volume(&a.output, &out, &desc)?;

@@ -80,7 +80,7 @@ const PIPELINES: &[&str] = &["copy", "stroke"];
 impl NodeConfig {
     pub fn read(path: &Path) -> Result<NodeConfig> {
         let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-        let c: NodeConfig = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        let c: NodeConfig = gantry_io::parse_toml(path, &text, "node configuration")?;
         c.validate().with_context(|| format!("{}", path.display()))?;
         Ok(c)
     }

@@ -246,7 +246,7 @@ fn zero_nan(v: &Volume) -> Volume {
 }
 
 fn mask_volume(template: &Volume, mask: &[bool]) -> Volume {
-    let mut v = template.clone();
+    let mut v = template.clone().with_quantity(gantry_core::Quantity::Unitless);
     for (d, &m) in v.data.iter_mut().zip(mask) {
         *d = if m { 1.0 } else { 0.0 };
     }

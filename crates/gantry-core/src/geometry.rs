@@ -7,6 +7,7 @@
 //! `(cos β, sin β, 0)` points the way the gantry turns and v is +z.
 
 use crate::error::{CoreError, Result};
+use crate::frame::{PatientPosition, ScanFrame};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
@@ -33,6 +34,7 @@ pub enum Beam {
 
 /// The detector array: pixel counts, pitch and the offset of the array from the central ray.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Detector {
     pub shape: DetectorShape,
     pub n_cols: usize,
@@ -91,6 +93,7 @@ impl Detector {
 
 /// Where the source and detector are for one view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ViewGeometry {
     /// Focal spot position (mm). For a parallel beam, any point behind the detector centre on
     /// the central ray: it only fixes the ray direction.
@@ -151,21 +154,31 @@ impl ViewGeometry {
     }
 }
 
-/// A whole acquisition's geometry: the beam, the detector and every view. Build it with
+/// A whole acquisition's geometry: the beam, the detector, every view (in the scanner frame)
+/// and where the scanner frame sits in the world its images are stated in. Build it with
 /// [`ScanGeometry::new`] or a [`ScanProtocol`]; it is validated once, then trusted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScanGeometry {
     pub beam: Beam,
+    /// The patient position (world frame DICOM LPS), or RTK for data from RTK.
+    #[serde(default)]
+    pub frame: ScanFrame,
     pub detector: Detector,
     pub views: Vec<ViewGeometry>,
 }
 
 impl ScanGeometry {
-    /// Validates and wraps a geometry.
+    /// Validates and wraps a geometry of a head-first supine patient.
     pub fn new(beam: Beam, detector: Detector, views: Vec<ViewGeometry>) -> Result<Self> {
-        let g = ScanGeometry { beam, detector, views };
+        let g = ScanGeometry { beam, frame: ScanFrame::default(), detector, views };
         g.validate()?;
         Ok(g)
+    }
+
+    /// The same acquisition with its scanner frame placed in another world.
+    pub fn in_frame(self, frame: ScanFrame) -> Self {
+        ScanGeometry { frame, ..self }
     }
 
     /// Checks every field once, with an error naming the field and its value.
@@ -247,7 +260,12 @@ impl ScanGeometry {
 
     /// The geometry of a contiguous subset of views.
     pub fn subset(&self, range: std::ops::Range<usize>) -> ScanGeometry {
-        ScanGeometry { beam: self.beam, detector: self.detector.clone(), views: self.views[range].to_vec() }
+        ScanGeometry {
+            beam: self.beam,
+            frame: self.frame,
+            detector: self.detector.clone(),
+            views: self.views[range].to_vec(),
+        }
     }
 
     /// World position (mm) of detector pixel (row, col) of a view (fractional indices allowed).
@@ -339,8 +357,13 @@ impl ScanGeometry {
 /// How a scan is acquired, as a user writes it in a protocol file; [`ScanProtocol::build`] turns
 /// it into the per-view geometry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScanProtocol {
     pub beam: Beam,
+    /// How the patient lies (DICOM Patient Position: HFS, FFS, HFP, FFP, HFDL, HFDR, FFDL,
+    /// FFDR); images are stated in the patient's LPS frame. Default: head first supine.
+    #[serde(default)]
+    pub patient_position: PatientPosition,
     /// Source to rotation axis, mm.
     pub sid_mm: f64,
     /// Source to detector centre, mm.
@@ -385,6 +408,7 @@ impl ScanProtocol {
         let pixel_u = sdd * fan / n_cols as f64;
         ScanProtocol {
             beam: Beam::Cone,
+            patient_position: PatientPosition::Hfs,
             sid_mm: sid,
             sdd_mm: sdd,
             detector: Detector {
@@ -417,6 +441,7 @@ impl ScanProtocol {
     ) -> Self {
         ScanProtocol {
             beam: Beam::Cone,
+            patient_position: PatientPosition::Hfs,
             sid_mm,
             sdd_mm,
             detector: Detector {
@@ -526,7 +551,8 @@ impl ScanProtocol {
                 }
             })
             .collect();
-        ScanGeometry::new(self.beam, self.detector.clone(), views)
+        Ok(ScanGeometry::new(self.beam, self.detector.clone(), views)?
+            .in_frame(ScanFrame::Patient(self.patient_position)))
     }
 }
 

@@ -3,8 +3,11 @@
 //! The shared vocabulary of Gantry. No I/O and no algorithms live here: only the data types every
 //! other crate speaks, each validated once when it is built.
 //!
-//! - [`Volume`] / [`VolumeGeometry`]: f32 voxels stored `[z][y][x]` with spacing, origin and
-//!   direction, so every voxel has an LPS position in mm.
+//! - [`Volume`] / [`VolumeGeometry`]: f32 voxels stored `[z][y][x]` with spacing, origin,
+//!   direction and [`Frame`] (DICOM LPS, or RTK's for RTK data), so every voxel has a position in
+//!   mm, and the [`Quantity`] the values are (μ, HU, mL/100 g/min, mg/mL, Bq/mL, …).
+//! - [`frame`]: patient positions, scan frames and [`FrameMap`], the one place where grids move
+//!   between a world frame and the scanner frame.
 //! - [`ScanGeometry`]: one vector description per view (source, detector centre, detector u and
 //!   v axes, angle, time) for cone or parallel beams on flat or cylindrical detectors, built from
 //!   a [`ScanProtocol`] (circular full scan, short scan over any arc, helical, parallel, detector
@@ -26,15 +29,19 @@
 
 pub mod ecg;
 pub mod error;
+pub mod frame;
 pub mod geometry;
 pub mod projections;
+pub mod quantity;
 pub mod series;
 pub mod units;
 pub mod volume;
 
 pub use ecg::{Ecg, EcgLead};
 pub use error::{check_finite, CoreError, Result};
+pub use frame::{Frame, FrameMap, PatientPosition, ScanFrame};
 pub use geometry::{Beam, Detector, DetectorShape, ScanGeometry, ScanProtocol, ViewGeometry};
 pub use projections::ProjectionStack;
+pub use quantity::Quantity;
 pub use series::VolumeSeries;
 pub use volume::{Volume, VolumeGeometry};

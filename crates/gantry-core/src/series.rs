@@ -2,6 +2,7 @@
 //! acquisitions). Data is `[t][z][y][x]`; times are seconds from the first frame.
 
 use crate::error::{CoreError, Result};
+use crate::quantity::Quantity;
 use crate::volume::{Volume, VolumeGeometry};
 use ndarray::{Array4, Axis};
 
@@ -11,6 +12,8 @@ pub struct VolumeSeries {
     /// Acquisition time of each frame (s), strictly increasing.
     pub times_s: Vec<f64>,
     pub data: Array4<f32>,
+    /// What every frame holds (HU for a CT perfusion series).
+    pub quantity: Quantity,
 }
 
 impl VolumeSeries {
@@ -39,7 +42,7 @@ impl VolumeSeries {
                 ));
             }
         }
-        Ok(VolumeSeries { geometry, times_s, data })
+        Ok(VolumeSeries { geometry, times_s, data, quantity: Quantity::Unspecified })
     }
 
     /// Builds a series from volumes on one grid.
@@ -53,10 +56,22 @@ impl VolumeSeries {
                 format!("differs from frame 0: {:?}", first.geometry),
             ));
         }
+        if let Some((i, f)) = frames.iter().enumerate().find(|(_, f)| f.quantity != first.quantity) {
+            return Err(CoreError::invalid(
+                format!("volume series frame {i} quantity"),
+                f.quantity,
+                format!("differs from frame 0: {}", first.quantity),
+            ));
+        }
         let views: Vec<_> = frames.iter().map(|f| f.data.view()).collect();
         let data = ndarray::stack(Axis(0), &views)
             .map_err(|e| CoreError::invalid("volume series frames", frames.len(), e.to_string()))?;
-        VolumeSeries::new(first.geometry.clone(), times_s, data)
+        Ok(VolumeSeries::new(first.geometry.clone(), times_s, data)?.with_quantity(first.quantity))
+    }
+
+    /// The same series, stating what its frames hold.
+    pub fn with_quantity(self, quantity: Quantity) -> Self {
+        VolumeSeries { quantity, ..self }
     }
 
     pub fn n_frames(&self) -> usize {
@@ -65,7 +80,11 @@ impl VolumeSeries {
 
     /// Frame `t` as a volume.
     pub fn frame(&self, t: usize) -> Volume {
-        Volume { geometry: self.geometry.clone(), data: self.data.index_axis(Axis(0), t).to_owned() }
+        Volume {
+            geometry: self.geometry.clone(),
+            data: self.data.index_axis(Axis(0), t).to_owned(),
+            quantity: self.quantity,
+        }
     }
 }
 

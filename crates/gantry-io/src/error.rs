@@ -10,6 +10,9 @@ pub enum IoError {
     /// The file is readable but its content is not what it must be.
     #[error("{path}: {field} = {value}: {reason}")]
     Format { path: PathBuf, field: String, value: String, reason: String },
+    /// A TOML file a person wrote does not parse as what it must be.
+    #[error("{path}{}: {reason}", if *line > 0 { format!(", line {line}, column {column}") } else { String::new() })]
+    Toml { path: PathBuf, line: usize, column: usize, reason: String },
     #[error("{path}: {source}")]
     Core { path: PathBuf, source: gantry_core::CoreError },
     #[error("{path}: NIfTI: {source}")]

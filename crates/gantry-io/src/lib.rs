@@ -28,11 +28,13 @@ pub mod metaimage;
 pub mod nifti_io;
 pub mod png_slices;
 pub mod rtk;
+pub mod toml_file;
 pub mod volume_files;
 
 pub use error::{IoError, Result};
 pub use nifti_io::{read_nifti_series, write_nifti_series};
 pub use png_slices::{write_grey_png, write_rgb_png, write_slice_png, Plane};
+pub use toml_file::parse_toml;
 pub use volume_files::{
     geometry_path_for, read_geometry, read_projections, read_volume, write_geometry, write_projections, write_volume,
 };

@@ -1,16 +1,20 @@
 //! MetaImage (.mha, header and data in one file; .mhd with a separate data file), the format of
-//! ITK and RTK. World coordinates are LPS, as in Gantry.
+//! ITK and RTK. World coordinates are ITK's physical space: LPS for patient images, RTK's fixed
+//! frame for RTK data. Gantry records the frame and the quantity in two keys of its own,
+//! `GantryFrame` and `GantryQuantity`, which ITK reads and keeps as metadata.
 
 use crate::atomic::write_atomically;
 use crate::error::{IoError, Result};
 use flate2::read::ZlibDecoder;
+use gantry_core::{Frame, Quantity};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 /// A 3D image as MetaImage sees it: sizes x, y, z (x fastest), spacing, origin, direction
-/// (`direction[r][c]`: component r of axis c) and f32 data in file order.
+/// (`direction[r][c]`: component r of axis c), f32 data in file order, and what the positions
+/// and values are (LPS and unspecified when the file does not say).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetaImage {
     pub dims: [usize; 3],
@@ -18,6 +22,8 @@ pub struct MetaImage {
     pub origin: [f64; 3],
     pub direction: [[f64; 3]; 3],
     pub data: Vec<f32>,
+    pub frame: Frame,
+    pub quantity: Quantity,
 }
 
 /// Writes an uncompressed little-endian float .mha.
@@ -34,9 +40,18 @@ pub fn write_mha(path: &Path, img: &MetaImage) -> Result<()> {
     let d = &img.direction;
     // MetaIO's TransformMatrix lists the direction of each axis in turn.
     let tm: Vec<String> = (0..3).flat_map(|c| (0..3).map(move |r| d[r][c].to_string())).collect();
+    // ITK writes RAI for its LPS physical space; RTK's frame has no anatomical orientation.
+    let mut own = String::new();
+    if img.frame == Frame::Lps {
+        own += "AnatomicalOrientation = RAI\n";
+    }
+    own += &format!("GantryFrame = {}\n", img.frame.code());
+    if img.quantity != Quantity::Unspecified {
+        own += &format!("GantryQuantity = {}\n", img.quantity.code());
+    }
     let header = format!(
         "ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\nCompressedData = False\n\
-         TransformMatrix = {}\nOffset = {} {} {}\nCenterOfRotation = 0 0 0\nElementSpacing = {} {} {}\n\
+         TransformMatrix = {}\nOffset = {} {} {}\nCenterOfRotation = 0 0 0\n{own}ElementSpacing = {} {} {}\n\
          DimSize = {} {} {}\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n",
         tm.join(" "),
         img.origin[0],
@@ -211,5 +226,13 @@ pub fn read_mha(path: &Path) -> Result<MetaImage> {
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
         return Err(IoError::format(path, "pixel data", data[i], format!("non-finite value at element {i}")));
     }
-    Ok(MetaImage { dims, spacing, origin, direction, data })
+    let frame = match get("GantryFrame") {
+        Some(f) => Frame::parse(f).map_err(|e| IoError::core(path, e))?,
+        None => Frame::Lps,
+    };
+    let quantity = match get("GantryQuantity") {
+        Some(q) => Quantity::from_code(q).map_err(|e| IoError::core(path, e))?,
+        None => Quantity::Unspecified,
+    };
+    Ok(MetaImage { dims, spacing, origin, direction, data, frame, quantity })
 }

@@ -1,9 +1,11 @@
 //! Volumes to and from NIfTI-1 (.nii, .nii.gz). The one place where Gantry's LPS frame meets
-//! NIfTI's RAS frame: x and y change sign, z stays.
+//! NIfTI's RAS frame: x and y change sign, z stays (RTK-frame volumes are treated as ITK treats
+//! its physical space, the same flip). The quantity goes into `intent_name` (its code, e.g.
+//! `hu`, `mu_per_mm`, `ml_100g_min`) and the frame into `aux_file` (`gantry frame=LPS`).
 
 use crate::atomic::write_atomically;
 use crate::error::{IoError, Result};
-use gantry_core::{Volume, VolumeGeometry, VolumeSeries};
+use gantry_core::{Frame, Quantity, Volume, VolumeGeometry, VolumeSeries};
 use nalgebra::Matrix4;
 use ndarray::Ix3;
 use nifti::writer::WriterOptions;
@@ -23,8 +25,12 @@ pub fn ras_affine(g: &VolumeGeometry) -> Matrix4<f64> {
     m
 }
 
-/// A header with the grid's geometry in sform and qform (scanner anatomical), spacing in mm.
-fn header_for(g: &VolumeGeometry, description: &str) -> NiftiHeader {
+/// Gantry's mark in `aux_file`, before the frame code.
+const AUX_PREFIX: &str = "gantry frame=";
+
+/// A header with the grid's geometry in sform and qform (scanner anatomical), spacing in mm, the
+/// quantity and the frame.
+fn header_for(g: &VolumeGeometry, quantity: Quantity, description: &str) -> NiftiHeader {
     let mut header = NiftiHeader::default();
     let affine = ras_affine(g);
     header.set_sform(&affine, XForm::ScannerAnat);
@@ -34,13 +40,37 @@ fn header_for(g: &VolumeGeometry, description: &str) -> NiftiHeader {
     let mut d = description.as_bytes().to_vec();
     d.truncate(79);
     header.descrip = d;
+    let mut intent = [0u8; 16];
+    let code = quantity.code().as_bytes();
+    intent[..code.len()].copy_from_slice(code);
+    header.intent_name = intent;
+    let mut aux = [0u8; 24];
+    let mark = format!("{AUX_PREFIX}{}", g.frame.code());
+    aux[..mark.len()].copy_from_slice(mark.as_bytes());
+    header.aux_file = aux;
     header
+}
+
+fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).trim().to_string()
+}
+
+/// The quantity and frame Gantry recorded (unspecified and LPS for other files).
+fn quantity_and_frame(path: &Path, h: &NiftiHeader) -> Result<(Quantity, Frame)> {
+    let aux = c_string(&h.aux_file);
+    let Some(frame) = aux.strip_prefix(AUX_PREFIX) else {
+        return Ok((Quantity::Unspecified, Frame::Lps));
+    };
+    let frame = Frame::parse(frame).map_err(|e| IoError::core(path, e))?;
+    let quantity = Quantity::from_code(&c_string(&h.intent_name)).map_err(|e| IoError::core(path, e))?;
+    Ok((quantity, frame))
 }
 
 /// Writes a volume as NIfTI-1, float32, with its geometry in both sform and qform (scanner
 /// anatomical). `.nii.gz` is compressed.
 pub fn write_nifti(path: &Path, volume: &Volume, description: &str) -> Result<()> {
-    let header = header_for(&volume.geometry, description);
+    let header = header_for(&volume.geometry, volume.quantity, description);
     write_atomically(path, |tmp| {
         WriterOptions::new(tmp)
             .reference_header(&header)
@@ -72,8 +102,9 @@ pub fn read_nifti(path: &Path) -> Result<Volume> {
         .map_err(|e| IoError::format(path, "data", e, "is not 3D"))?;
     // [x][y][z] → [z][y][x], made contiguous.
     let data = arr.reversed_axes().as_standard_layout().to_owned();
-    let geometry = geometry_of(path, &h)?;
-    Volume::new(geometry, data).map_err(|e| IoError::core(path, e))
+    let (quantity, frame) = quantity_and_frame(path, &h)?;
+    let geometry = geometry_of(path, &h)?.in_frame(frame);
+    Volume::of(quantity, geometry, data).map_err(|e| IoError::core(path, e))
 }
 
 /// The LPS grid a NIfTI header describes (sform, else qform, else pixdim).
@@ -141,7 +172,7 @@ pub fn write_nifti_series(path: &Path, series: &VolumeSeries, description: &str)
             format!("NIfTI stores one interval and the series' mean is {dt:.3} s"),
         ));
     }
-    let mut header = header_for(&series.geometry, description);
+    let mut header = header_for(&series.geometry, series.quantity, description);
     header.pixdim[4] = dt as f32;
     header.toffset = t[0] as f32;
     header.xyzt_units = 2 | 8; // millimetres, seconds
@@ -190,7 +221,8 @@ pub fn read_nifti_series(path: &Path, times_s: Option<Vec<f64>>) -> Result<Volum
             (0..nt).map(|i| h.toffset as f64 * unit + i as f64 * dt).collect()
         }
     };
-    let geometry = geometry_of(path, &h)?;
+    let (quantity, frame) = quantity_and_frame(path, &h)?;
+    let geometry = geometry_of(path, &h)?.in_frame(frame);
     let arr =
         obj.into_volume().into_ndarray::<f32>().map_err(|e| IoError::Nifti { path: path.to_owned(), source: e })?;
     let arr = arr
@@ -199,5 +231,5 @@ pub fn read_nifti_series(path: &Path, times_s: Option<Vec<f64>>) -> Result<Volum
         .into_dimensionality::<ndarray::Ix4>()
         .map_err(|e| IoError::format(path, "data", e, "is not 4D"))?;
     let data = arr.reversed_axes().as_standard_layout().to_owned();
-    VolumeSeries::new(geometry, times, data).map_err(|e| IoError::core(path, e))
+    Ok(VolumeSeries::new(geometry, times, data).map_err(|e| IoError::core(path, e))?.with_quantity(quantity))
 }

@@ -1,14 +1,16 @@
 //! RTK's `ThreeDCircularProjectionGeometry` XML, so RTK users reconstruct their data unchanged.
 //!
-//! RTK's fixed frame turns about y with the source at +z for gantry angle 0; Gantry's turns
-//! about z with the source at −y. The fixed rotation (x, y, z)_RTK → (x, −z, y)_Gantry maps one
-//! onto the other, so RTK gantry angle θ is Gantry view angle β = θ. Detector coordinates come
-//! from the projection image's origin and spacing, as in RTK.
+//! RTK's fixed frame turns about y with the source at +z for gantry angle 0; Gantry's scanner
+//! frame turns about z with the source at −y. The fixed rotation (x, y, z)_RTK → (x, −z, y)_scanner
+//! maps one onto the other, so RTK gantry angle θ is Gantry view angle β = θ. Detector
+//! coordinates come from the projection image's origin and spacing, as in RTK. A geometry read
+//! from RTK is in [`ScanFrame::Rtk`]: its volumes are stated in RTK's frame, as RTK states them
+//! (the conversion is [`gantry_core::FrameMap`]'s).
 
 use crate::error::{IoError, Result};
 use crate::metaimage::MetaImage;
 use gantry_core::geometry::Vec3;
-use gantry_core::{Beam, Detector, DetectorShape, ScanGeometry, ViewGeometry};
+use gantry_core::{Beam, Detector, DetectorShape, ScanFrame, ScanGeometry, ViewGeometry};
 use std::path::Path;
 
 /// One projection's nine RTK parameters (distances mm, angles degrees).
@@ -30,8 +32,9 @@ pub struct RtkGeometry {
     pub projections: Vec<RtkProjection>,
 }
 
+/// RTK fixed-frame coordinates in the scanner frame.
 fn to_gantry(p: Vec3) -> Vec3 {
-    [p[0], -p[2], p[1]]
+    ScanFrame::Rtk.world_to_scanner_point(p)
 }
 
 /// Rotated-frame → fixed-frame: Mᵀ of RTK's M_R = Rz(−inplane)·Rx(−outofplane)·Ry(−gantry).
@@ -215,7 +218,7 @@ pub fn rtk_to_scan_geometry(path: &Path, rtk: &RtkGeometry, image: &MetaImage) -
         })
         .collect();
     let beam = if parallel { Beam::Parallel } else { Beam::Cone };
-    let g = ScanGeometry::new(beam, detector, views).map_err(|e| IoError::core(path, e))?;
+    let g = ScanGeometry::new(beam, detector, views).map_err(|e| IoError::core(path, e))?.in_frame(ScanFrame::Rtk);
     Ok(g)
 }
 

@@ -12,7 +12,8 @@ fn lower_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default()
 }
 
-/// Writes a volume as NIfTI (.nii, .nii.gz) or MetaImage (.mha), by extension.
+/// Writes a volume as NIfTI (.nii, .nii.gz) or MetaImage (.mha), by extension, with its frame
+/// and quantity.
 pub fn write_volume(path: &Path, volume: &Volume, description: &str) -> Result<()> {
     let name = lower_name(path);
     if name.ends_with(".nii") || name.ends_with(".nii.gz") {
@@ -25,6 +26,8 @@ pub fn write_volume(path: &Path, volume: &Volume, description: &str) -> Result<(
             origin: g.origin_mm,
             direction: g.direction,
             data: volume.data.as_standard_layout().iter().copied().collect(),
+            frame: g.frame,
+            quantity: volume.quantity,
         };
         write_mha(path, &img)
     } else {
@@ -32,7 +35,8 @@ pub fn write_volume(path: &Path, volume: &Volume, description: &str) -> Result<(
     }
 }
 
-/// Reads a volume from NIfTI (.nii, .nii.gz) or MetaImage (.mha, .mhd).
+/// Reads a volume from NIfTI (.nii, .nii.gz) or MetaImage (.mha, .mhd), restoring the frame and
+/// quantity Gantry recorded (LPS and unspecified for files that do not say).
 pub fn read_volume(path: &Path) -> Result<Volume> {
     let name = lower_name(path);
     if name.ends_with(".nii") || name.ends_with(".nii.gz") {
@@ -40,10 +44,11 @@ pub fn read_volume(path: &Path) -> Result<Volume> {
     } else if name.ends_with(".mha") || name.ends_with(".mhd") {
         let img = read_mha(path)?;
         let geometry = VolumeGeometry::new(img.dims, img.spacing, img.origin, img.direction)
-            .map_err(|e| IoError::core(path, e))?;
+            .map_err(|e| IoError::core(path, e))?
+            .in_frame(img.frame);
         let [nx, ny, nz] = img.dims;
         let data = Array3::from_shape_vec((nz, ny, nx), img.data).map_err(|e| IoError::format(path, "data", e, ""))?;
-        Volume::new(geometry, data).map_err(|e| IoError::core(path, e))
+        Volume::of(img.quantity, geometry, data).map_err(|e| IoError::core(path, e))
     } else {
         Err(IoError::format(path, "extension", name, "read volumes from .nii, .nii.gz, .mha or .mhd"))
     }
@@ -75,8 +80,7 @@ pub fn read_geometry(path: &Path) -> Result<ScanGeometry> {
             "an RTK geometry needs its projection image for the detector: read it with read_projections",
         ));
     }
-    let g: ScanGeometry = toml::from_str(&text)
-        .map_err(|e| IoError::format(path, "geometry", e.message(), "not a Gantry geometry file"))?;
+    let g: ScanGeometry = crate::parse_toml(path, &text, "scan geometry")?;
     g.validate().map_err(|e| IoError::core(path, e))?;
     Ok(g)
 }
@@ -93,6 +97,8 @@ pub fn write_projections(path: &Path, stack: &ProjectionStack) -> Result<()> {
         origin: [d.col_to_u(0.0), d.row_to_v(0.0), 0.0],
         direction: gantry_core::volume::IDENTITY,
         data: stack.data.as_standard_layout().iter().copied().collect(),
+        frame: gantry_core::Frame::Lps,
+        quantity: gantry_core::Quantity::Unspecified,
     };
     write_mha(path, &img)?;
     write_geometry(&geometry_path_for(path), g)

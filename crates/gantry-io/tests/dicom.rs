@@ -4,7 +4,7 @@
 
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
-use gantry_core::{Volume, VolumeGeometry};
+use gantry_core::{Quantity, Volume, VolumeGeometry};
 use gantry_io::dicom::{
     read_series_volume, scan_folder, write_ct_series, write_rgb_secondary_capture, RgbImage, SeriesMeta,
 };
@@ -46,7 +46,7 @@ fn test_volume() -> Volume {
         let v = 1000.0 * ((i as f64 * 0.31).sin() + (j as f64 * 0.17).cos() + 0.3 * k as f64) + 0.37 * i as f64;
         v.clamp(-1024.0, 3000.0) as f32
     });
-    Volume::new(g, data).unwrap()
+    Volume::of(Quantity::Hounsfield, g, data).unwrap()
 }
 
 fn meta(seed: u64) -> SeriesMeta {
@@ -193,7 +193,7 @@ fn damaged_series_are_errors_that_name_file_attribute_and_value() {
     write_ct_series(&dir.path().join("a"), &vol, &m).unwrap();
     let g = VolumeGeometry { dims: [36, 29, 1], ..vol.geometry.clone() };
     let g = VolumeGeometry { origin_mm: vol.geometry.position_mm(0.0, 0.0, 9.0), ..g };
-    write_ct_series(&dir.path().join("b"), &Volume::zeros(g), &SeriesMeta { uid_seed: Some(9), ..m.clone() }).unwrap();
+    write_ct_series(&dir.path().join("b"), &Volume::zeros(g).with_quantity(Quantity::Hounsfield), &SeriesMeta { uid_seed: Some(9), ..m.clone() }).unwrap();
     let e = read_err(dir.path());
     assert!(e.contains("Rows × Columns") && e.contains("29×36"), "{e}");
 
@@ -263,7 +263,7 @@ fn cbf_meta(seed: u64) -> SeriesMeta {
 #[test]
 fn maps_keep_their_real_world_values() {
     let dir = tempfile::tempdir().unwrap();
-    let map = test_volume().map(|v| (v + 1000.0) / 40.0);
+    let map = test_volume().map(|v| (v + 1000.0) / 40.0).with_quantity(Quantity::BloodFlow);
     write_ct_series(dir.path(), &map, &cbf_meta(25)).unwrap();
     let scan = scan_folder(dir.path()).unwrap();
     let back = read_series_volume(&scan.series[0]).unwrap();
@@ -293,7 +293,7 @@ fn written_objects_pass_dciodvfy() {
     let frames = [test_volume(), test_volume()];
     let dynamic = gantry_core::VolumeSeries::from_frames(&frames, vec![0.0, 1.5]).unwrap();
     let dyn_paths = gantry_io::dicom::write_ct_dynamic_series(&dir.path().join("t"), &dynamic, &meta(23)).unwrap();
-    let map = test_volume().map(|v| (v + 1000.0) / 40.0);
+    let map = test_volume().map(|v| (v + 1000.0) / 40.0).with_quantity(Quantity::BloodFlow);
     let map_paths = write_ct_series(&dir.path().join("m"), &map, &cbf_meta(24)).unwrap();
     for p in [&paths[0], &paths[8], &more[0], &sc, &dyn_paths[12], &map_paths[3]] {
         let out = Command::new(&dciodvfy).arg(p).output().unwrap();
@@ -739,4 +739,40 @@ fn multi_frame_12_bit_jpeg_extended_decodes() {
             assert!(e.contains("e.dcm") && e.contains("truncated"), "{e}");
         }
     }
+}
+
+#[test]
+fn dicom_keeps_the_quantity_and_refuses_what_is_not_an_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let hu = test_volume();
+    write_ct_series(&dir.path().join("hu"), &hu, &meta(50)).unwrap();
+    let back = read_series_volume(&scan_folder(&dir.path().join("hu")).unwrap().series[0]).unwrap();
+    assert_eq!(back.quantity, Quantity::Hounsfield);
+    for (q, scale) in [(Quantity::BloodFlow, 0.02), (Quantity::BloodVolume, 0.001), (Quantity::TimeSeconds, 0.004)] {
+        let map = hu.map(|v| (v + 1024.0) * scale).with_quantity(q);
+        let d = dir.path().join(q.code());
+        write_ct_series(&d, &map, &SeriesMeta { derivation_description: Some("map".into()), ..meta(51) }).unwrap();
+        let back = read_series_volume(&scan_folder(&d).unwrap().series[0]).unwrap();
+        assert_eq!(back.quantity, q);
+        let worst = back.data.iter().zip(map.data.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 0.01, "{q}: {worst}");
+    }
+    // μ is not a CT image, and neither are values that do not say what they are; nothing is
+    // written (never a series of zeros).
+    for (q, want) in [(Quantity::LinearAttenuation, "convert μ to HU"), (Quantity::Unspecified, "state what")] {
+        let d = dir.path().join(format!("no-{}", q.code()));
+        let e = write_ct_series(&d, &hu.map(|v| v * 1e-5).with_quantity(q), &meta(52)).unwrap_err().to_string();
+        assert!(e.contains(want), "{e}");
+        assert!(!d.exists() || std::fs::read_dir(&d).unwrap().next().is_none(), "nothing written for {q}");
+    }
+    // A volume in RTK's frame has no patient orientation.
+    let mut rtk = hu.clone();
+    rtk.geometry.frame = gantry_core::Frame::Rtk;
+    let e = write_ct_series(&dir.path().join("rtk"), &rtk, &meta(53)).unwrap_err().to_string();
+    assert!(e.contains("frame") && e.contains("RTK"), "{e}");
+    // A mapping whose unit contradicts the quantity is refused.
+    let e = write_ct_series(&dir.path().join("x"), &hu.clone().with_quantity(Quantity::BloodVolume), &cbf_meta(54))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ucum") && e.contains("mL/(100.g)"), "{e}");
 }

@@ -21,7 +21,7 @@ fn volume(nx: usize, nz: usize, offset: f32) -> Volume {
     let g = VolumeGeometry::centered([nx, nx, nz], [0.8, 0.8, 1.25], [0.0; 3]).unwrap();
     let data =
         Array3::from_shape_fn((nz, nx, nx), |(k, j, i)| offset + (i * 7 + j * 3 + k * 11) as f32 % 500.0 - 100.0);
-    Volume::new(g, data).unwrap()
+    Volume::of(gantry_core::Quantity::Hounsfield, g, data).unwrap()
 }
 
 fn series(dir: &Path, nx: usize, nz: usize, seed: u64) -> Vec<PathBuf> {

@@ -104,6 +104,8 @@ fn rtk_geometry_maps_onto_gantry_views() {
         origin: [-2.25, -2.0, 0.0],
         direction: gantry_core::volume::IDENTITY,
         data: vec![0.0; 180],
+        frame: gantry_core::Frame::Lps,
+        quantity: gantry_core::Quantity::Unspecified,
     };
     let g = gantry_io::rtk::rtk_to_scan_geometry(path, &rtk, &img).unwrap();
     // Gantry angle θ is view angle β: the source at 1000·(sin θ, −cos θ, 0).
@@ -200,4 +202,43 @@ fn four_d_nifti_round_trip_keeps_frames_times_and_geometry() {
     write_volume(&vol, &s.frame(0), "").unwrap();
     let e = read_nifti_series(&vol, None).unwrap_err();
     assert!(e.to_string().contains("4 dimensions"), "{e}");
+}
+
+#[test]
+fn quantity_and_frame_round_trip_through_nifti_and_metaimage() {
+    use gantry_core::{Frame, Quantity};
+    let dir = tempfile::tempdir().unwrap();
+    for q in [Quantity::LinearAttenuation, Quantity::Hounsfield, Quantity::BloodFlow, Quantity::TimeSeconds] {
+        for frame in [Frame::Lps, Frame::Rtk] {
+            let mut v = sample_volume().with_quantity(q);
+            v.geometry.frame = frame;
+            for name in ["q.nii", "q.nii.gz", "q.mha"] {
+                let p = dir.path().join(name);
+                write_volume(&p, &v, "quantity test").unwrap();
+                let back = read_volume(&p).unwrap();
+                assert_eq!(back.quantity, q, "{name} {q}");
+                assert_eq!(back.geometry.frame, frame, "{name} {frame}");
+            }
+        }
+    }
+    // Files Gantry did not write say nothing: unspecified, LPS.
+    let p = dir.path().join("plain.mha");
+    std::fs::write(
+        &p,
+        [
+            b"ObjectType = Image\nNDims = 3\nDimSize = 1 1 1\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n".as_slice(),
+            &1.0f32.to_le_bytes(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let back = read_volume(&p).unwrap();
+    assert_eq!((back.quantity, back.geometry.frame), (Quantity::Unspecified, Frame::Lps));
+    // A quantity code Gantry does not know is an error naming it.
+    let text = std::fs::read(dir.path().join("q.mha")).unwrap();
+    let bad = String::from_utf8_lossy(&text).replacen("GantryQuantity = seconds", "GantryQuantity = parsecs", 1);
+    let p = dir.path().join("bad.mha");
+    std::fs::write(&p, bad.as_bytes()).unwrap_or_else(|_| unreachable!());
+    let e = read_volume(&p).map(|_| String::new()).unwrap_or_else(|e| e.to_string());
+    assert!(e.contains("parsecs"), "{e}");
 }

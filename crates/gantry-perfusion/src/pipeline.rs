@@ -24,7 +24,7 @@
 use std::ops::Range;
 use std::time::Instant;
 
-use gantry_core::{Volume, VolumeGeometry, VolumeSeries};
+use gantry_core::{Quantity, Volume, VolumeGeometry, VolumeSeries};
 use ndarray::{Array3, Axis};
 use rayon::prelude::*;
 
@@ -207,7 +207,7 @@ pub fn mean_frames(series: &VolumeSeries, frames: Range<usize>) -> Result<Volume
         acc += &series.data.index_axis(Axis(0), t);
     }
     acc.mapv_inplace(|v| v / n);
-    Ok(Volume { geometry: series.geometry.clone(), data: acc })
+    Ok(Volume { geometry: series.geometry.clone(), data: acc, quantity: series.quantity })
 }
 
 /// Inside the skull: per slice, everything not reachable from the image border through
@@ -521,7 +521,7 @@ fn bin_volume(v: &Volume, factor: usize, geometry: &VolumeGeometry) -> Volume {
         }
         s * inv
     });
-    Volume { geometry: geometry.clone(), data }
+    Volume { geometry: geometry.clone(), data, quantity: v.quantity }
 }
 
 /// Per-voxel maps from (denoised) curves; voxels outside `mask` are NaN.
@@ -582,9 +582,18 @@ pub fn fit_maps(
         })
         .collect();
     let [nz, ny, nx] = curves.geometry.shape_zyx();
+    let quantities = [
+        Quantity::BloodFlow,
+        Quantity::BloodVolume,
+        Quantity::TimeSeconds,
+        Quantity::TimeSeconds,
+        Quantity::TimeSeconds,
+        Quantity::Unitless,
+    ];
     let vol = |i: usize| Volume {
         geometry: curves.geometry.clone(),
         data: Array3::from_shape_vec((nz, ny, nx), values.iter().map(|v| v[i]).collect()).expect("map size"),
+        quantity: quantities[i],
     };
     Ok(PerfusionMaps { cbf: vol(0), cbv: vol(1), mtt: vol(2), tmax: vol(3), ttp: vol(4), evidence: vol(5) })
 }
@@ -807,7 +816,11 @@ pub fn median_clean(map: &Volume, mask: &[bool], r: usize) -> Volume {
             }
         }
     });
-    Volume { geometry: map.geometry.clone(), data: Array3::from_shape_vec((nz, ny, nx), out).expect("map size") }
+    Volume {
+        geometry: map.geometry.clone(),
+        data: Array3::from_shape_vec((nz, ny, nx), out).expect("map size"),
+        quantity: map.quantity,
+    }
 }
 
 /// Runs the whole pipeline on a series in HU (consumed: it is corrected and turned into ΔHU in
@@ -821,6 +834,9 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     };
     if series.n_frames() < 6 {
         return Err(invalid("frames", series.n_frames(), "a perfusion series needs at least 6"));
+    }
+    if !matches!(series.quantity, Quantity::Hounsfield | Quantity::Unspecified) {
+        return Err(invalid("series quantity", series.quantity.describe(), "a CT perfusion series holds HU"));
     }
     if let Some(v) = series.data.iter().find(|v| !v.is_finite()) {
         return Err(invalid("series voxel (HU)", v, "must be finite"));

@@ -15,7 +15,7 @@
 //! Optional rigid motion moves the whole head on a share of the frames.
 
 use crate::perfusion::{arterial_curve, tissue_curve, GammaVariate, Residue, Tissue};
-use gantry_core::{VolumeGeometry, VolumeSeries};
+use gantry_core::{Quantity, VolumeGeometry, VolumeSeries};
 use ndarray::{Array3, Array4, Axis};
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
@@ -580,7 +580,9 @@ impl BrainPhantom {
                 }
             });
         }
-        let series = VolumeSeries::new(geometry, times, data).expect("consistent brain phantom");
+        let series = VolumeSeries::new(geometry, times, data)
+            .expect("consistent brain phantom")
+            .with_quantity(Quantity::Hounsfield);
 
         // Exact to a fifth of a voxel: the volumes count the sub-samples.
         let count = |f: &dyn Fn(BrainClass) -> bool| {

@@ -4,7 +4,7 @@
 use crate::shapes::{euler_zxz, rot_z, Shape, NO_ROTATION};
 use gantry_core::geometry::{sub, Vec3};
 use gantry_core::units::hu_to_mu;
-use gantry_core::{ProjectionStack, ScanGeometry, Volume, VolumeGeometry};
+use gantry_core::{ProjectionStack, Quantity, ScanGeometry, Volume, VolumeGeometry};
 use ndarray::{Array3, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -16,10 +16,13 @@ pub trait Scene: Sync {
     fn line_integral(&self, origin: Vec3, dir: Vec3, time_s: f64) -> f64;
 }
 
-/// A static phantom: the sum of its shapes' values.
+/// A static phantom: the sum of its shapes' values, which are `quantity` (μ in 1/mm for the
+/// phantoms that are scanned).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Phantom {
     pub shapes: Vec<Shape>,
+    #[serde(default)]
+    pub quantity: Quantity,
 }
 
 impl Scene for Phantom {
@@ -67,7 +70,12 @@ impl Phantom {
                 value: r[0],
             })
             .collect();
-        Phantom { shapes }
+        Phantom { shapes, quantity: Quantity::Unitless }
+    }
+
+    /// The same shapes, stating what their values are.
+    pub fn with_quantity(self, quantity: Quantity) -> Phantom {
+        Phantom { quantity, ..self }
     }
 
     /// The same phantom with every value multiplied by `factor`.
@@ -90,6 +98,7 @@ impl Phantom {
                 rotation: NO_ROTATION,
                 value: mu_water_per_mm,
             }],
+            quantity: Quantity::LinearAttenuation,
         }
     }
 
@@ -135,11 +144,12 @@ impl Phantom {
                 s
             })
             .collect();
-        Phantom { shapes }
+        Phantom { shapes, quantity: Quantity::LinearAttenuation }
     }
 
     /// The phantom sampled on a grid: each voxel is the mean of `supersample³` points spread
-    /// evenly inside it (1 = the voxel centre only).
+    /// evenly inside it (1 = the voxel centre only). Positions are the grid's: a phantom is
+    /// stated in patient coordinates (LPS), and so must the grid be.
     pub fn voxelize(&self, geometry: &VolumeGeometry, supersample: usize) -> Volume {
         let ss = supersample.max(1);
         let [nx, ny, _] = geometry.dims;
@@ -190,7 +200,7 @@ impl Phantom {
                 *dst = *src as f32;
             }
         });
-        Volume { geometry: geometry.clone(), data }
+        Volume { geometry: geometry.clone(), data, quantity: self.quantity }
     }
 }
 

@@ -153,7 +153,7 @@ impl Backprojector {
         } else {
             Array3::from_shape_vec((nz, ny, nx), self.acc).expect("accumulator has the volume's size")
         };
-        Volume { geometry: self.volume, data }
+        Volume { geometry: self.volume, data, quantity: gantry_core::Quantity::Unspecified }
     }
 
     fn add_general(&mut self, first: usize, projections: ArrayView3<f32>, view_factors: &[f32]) {

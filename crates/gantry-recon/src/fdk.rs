@@ -6,7 +6,9 @@
 
 use crate::filter::{RampFilter, Window};
 use crate::weights::{cosine_weight, cosine_weight_table, view_angular_steps, Redundancy};
-use gantry_core::{check_finite, Beam, ProjectionStack, Result, ScanGeometry, Volume, VolumeGeometry};
+use gantry_core::{
+    check_finite, Beam, FrameMap, ProjectionStack, Quantity, Result, ScanGeometry, Volume, VolumeGeometry,
+};
 use gantry_project::{Backprojector, DistanceWeight};
 use ndarray::{s, Array3, Axis};
 use rayon::prelude::*;
@@ -83,9 +85,22 @@ pub fn widen_displaced_detector(scan: &ScanGeometry, redundancy: &Redundancy) ->
     }
 }
 
-/// Reconstructs μ on `grid` from line integrals. `progress(done, total)` is called after each
-/// subset of views.
+/// Reconstructs μ (1/mm) on `grid` from line integrals. The grid is stated in the scan's world
+/// frame (LPS for a patient scan, RTK's frame for RTK data; see [`gantry_core::FrameMap`]), and so
+/// is the result. `progress(done, total)` is called after each subset of views.
 pub fn fdk(
+    projections: &ProjectionStack,
+    grid: &VolumeGeometry,
+    options: &FdkOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Volume> {
+    let map = FrameMap::new(grid, projections.geometry.frame)?;
+    let mu = fdk_scanner(projections, map.scanner_grid(), options, progress)?;
+    map.to_world(mu.with_quantity(Quantity::LinearAttenuation))
+}
+
+/// FDK on a grid in the scanner frame (what [`fdk`] runs after moving the grid there).
+fn fdk_scanner(
     projections: &ProjectionStack,
     grid: &VolumeGeometry,
     options: &FdkOptions,
@@ -99,6 +114,7 @@ pub fn fdk(
         return Err(gantry_core::CoreError::invalid("subset_size", 0, "must be at least 1"));
     }
     let redundancy = Redundancy::for_geometry(scan)?;
+    tracing::info!("FDK: {} views, redundancy weighting: {}", scan.n_views(), redundancy.describe());
     let angles = scan.unwrapped_angles();
     let steps = view_angular_steps(scan, &redundancy);
     let (wide, col0) = widen_displaced_detector(scan, &redundancy);

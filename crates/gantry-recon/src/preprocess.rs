@@ -1,7 +1,7 @@
 //! From detector readings to line integrals, and from μ to HU.
 
 use gantry_core::units::mu_to_hu;
-use gantry_core::{CoreError, ProjectionStack, Result, Volume};
+use gantry_core::{CoreError, ProjectionStack, Quantity, Result, Volume};
 use ndarray::Zip;
 
 /// Line integrals `−ln(max(counts, floor) / unattenuated_counts)`. Counts at or below zero
@@ -25,9 +25,21 @@ pub fn counts_to_line_integrals(
     Ok(out)
 }
 
-/// The volume converted from μ (1/mm) to HU against water's μ at the same energy.
-pub fn mu_to_hu_volume(volume: &Volume, mu_water_per_mm: f64) -> Volume {
-    volume.map(|m| mu_to_hu(m as f64, mu_water_per_mm) as f32)
+/// The volume converted from μ (1/mm) to HU against water's μ at the same energy. A volume
+/// that states another quantity is an error (HU converted twice, a map taken for μ); one that
+/// states none is taken as μ.
+pub fn mu_to_hu_volume(volume: &Volume, mu_water_per_mm: f64) -> Result<Volume> {
+    if !matches!(volume.quantity, Quantity::LinearAttenuation | Quantity::Unspecified) {
+        return Err(CoreError::invalid(
+            "volume quantity",
+            volume.quantity.describe(),
+            "only linear attenuation μ (1/mm) converts to HU",
+        ));
+    }
+    if !(mu_water_per_mm.is_finite() && mu_water_per_mm > 0.0) {
+        return Err(CoreError::invalid("mu_water_per_mm", mu_water_per_mm, "must be finite and positive"));
+    }
+    Ok(volume.map(|m| mu_to_hu(m as f64, mu_water_per_mm) as f32).with_quantity(Quantity::Hounsfield))
 }
 
 #[cfg(test)]

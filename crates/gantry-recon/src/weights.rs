@@ -131,6 +131,23 @@ impl Redundancy {
         }
     }
 
+    /// What was chosen, for the reconstruction log: "full turn", "Parker short scan over
+    /// 206.2° (δ = 13.1°)", "displaced detector (overlap ±2.9°)", "parallel half turn".
+    pub fn describe(&self) -> String {
+        match *self {
+            Redundancy::FullScan => "full turn".into(),
+            Redundancy::ParallelHalfTurn => "parallel half turn".into(),
+            Redundancy::DisplacedDetector { overlap_rad, .. } => {
+                format!("displaced detector (overlap ±{:.2}°)", overlap_rad.to_degrees())
+            }
+            Redundancy::Parker { delta_rad, .. } => format!(
+                "Parker short scan over {:.2}° (δ = {:.2}°)",
+                180.0 + 2.0 * delta_rad.to_degrees(),
+                delta_rad.to_degrees()
+            ),
+        }
+    }
+
     /// The weight of the ray at column `col` of `view`.
     pub fn weight(&self, scan: &ScanGeometry, angles: &[f64], view: usize, col: f64) -> f64 {
         match *self {

@@ -18,9 +18,11 @@
 //! - [`read_ecg`]: a DICOM ECG waveform (12-lead or general) → leads in mV.
 //! - [`net`]: C-ECHO and C-STORE as service user ([`net::echo`], [`net::store_files`]) and
 //!   provider ([`net::StoreScp`]), storing every instance atomically.
-//! - [`write_ct_series`]: a `Volume` in HU → a CT Image Storage series, one instance per slice,
+//! - [`write_ct_series`]: a `Volume` → a CT Image Storage series, one instance per slice,
 //!   16-bit with rescale, Explicit VR Little Endian, each file written atomically; patient and
-//!   study given or copied from a source series.
+//!   study given or copied from a source series. HU go out as Rescale Type HU; maps (CBF, CBV,
+//!   times, iodine, …) with a Real World Value Mapping in their UCUM unit ([`units`]); μ and
+//!   volumes that do not state their quantity are refused. Readers restore the quantity.
 //! - [`write_rgb_secondary_capture`]: an RGB image (colour maps, reports) → Secondary Capture.
 //!
 //! ```no_run
@@ -36,6 +38,7 @@ pub mod net;
 pub mod pet;
 pub mod read;
 pub mod uid;
+pub mod units;
 pub mod waveform;
 pub mod write;
 

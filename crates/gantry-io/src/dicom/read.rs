@@ -9,7 +9,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::mem::InMemDicomObject;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
-use gantry_core::{Volume, VolumeGeometry, VolumeSeries};
+use gantry_core::{Quantity, Volume, VolumeGeometry, VolumeSeries};
 use ndarray::Array3;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -196,6 +196,31 @@ struct Slice {
     /// Acquisition time (s since 1970 when a date is given, else since midnight), if any.
     time_s: Option<f64>,
     values: Vec<f32>,
+    /// What the rescaled values are.
+    quantity: Quantity,
+}
+
+/// What an image's rescaled values are: the unit of its Real World Value Mapping, HU for CT
+/// (Rescale Type HU or absent), Bq/mL for PET in BQML; otherwise unspecified.
+fn image_quantity(obj: &InMemDicomObject) -> Quantity {
+    let first = |o: &InMemDicomObject, tag: Tag| -> Option<InMemDicomObject> {
+        o.get(tag).and_then(|e| e.items()).and_then(|i| i.first()).cloned()
+    };
+    if let Some(unit) = first(obj, tags::REAL_WORLD_VALUE_MAPPING_SEQUENCE)
+        .and_then(|m| first(&m, tags::MEASUREMENT_UNITS_CODE_SEQUENCE))
+    {
+        let q = super::units::quantity_of_ucum(&text(&unit, tags::CODE_VALUE), &text(&unit, tags::CODE_MEANING));
+        if q != Quantity::Unspecified {
+            return q;
+        }
+    }
+    let rescale_type = text(obj, tags::RESCALE_TYPE).to_ascii_uppercase();
+    match text(obj, tags::MODALITY).to_ascii_uppercase().as_str() {
+        "CT" if rescale_type.is_empty() || rescale_type == "HU" => Quantity::Hounsfield,
+        "PT" if text(obj, tags::UNITS).eq_ignore_ascii_case("BQML") => Quantity::ActivityConcentration,
+        _ if rescale_type == "HU" => Quantity::Hounsfield,
+        _ => Quantity::Unspecified,
+    }
 }
 
 /// Seconds since midnight of a DICOM TM value (HH, HHMM, HHMMSS, HHMMSS.FFFFFF; colons tolerated).
@@ -360,6 +385,7 @@ fn read_file(path: &Path) -> Result<Vec<Slice>> {
     let generic = generic.as_deref();
     // What the whole image says, for every frame.
     let tilt_deg = numbers(&obj, tags::GANTRY_DETECTOR_TILT, path)?.map(|v| v[0]);
+    let quantity = image_quantity(&obj);
     let image_time = acquisition_time(&obj);
     let mut out = Vec::with_capacity(n_frames);
     for f in 0..n_frames {
@@ -425,6 +451,7 @@ fn read_file(path: &Path) -> Result<Vec<Slice>> {
             tilt_deg,
             time_s,
             values,
+            quantity,
         });
     }
     Ok(out)
@@ -744,7 +771,16 @@ fn stack(mut slices: Vec<Slice>, [row_dir, col_dir, normal]: [[f64; 3]; 3]) -> R
     }
     let data = Array3::from_shape_vec((n, rows, cols), data)
         .map_err(|e| IoError::format(&slices[0].path, "pixel data", "", e.to_string()))?;
-    Volume::new(geometry, data).map_err(|e| IoError::core(&slices[0].path, e))
+    let quantity = slices[0].quantity;
+    if let Some(s) = slices.iter().find(|s| s.quantity != quantity) {
+        return Err(IoError::format(
+            &s.path,
+            "image values",
+            s.quantity.describe(),
+            format!("differ in kind from {} in {}", quantity.describe(), slices[0].path.display()),
+        ));
+    }
+    Volume::of(quantity, geometry, data).map_err(|e| IoError::core(&slices[0].path, e))
 }
 
 #[cfg(test)]

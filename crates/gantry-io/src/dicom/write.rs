@@ -13,7 +13,7 @@ use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
-use gantry_core::{Volume, VolumeGeometry, VolumeSeries};
+use gantry_core::{Frame, Quantity, Volume, VolumeGeometry, VolumeSeries};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -60,7 +60,9 @@ pub struct SeriesMeta {
     pub model_name: String,
     /// Seed of the UID generator: the same seed gives the same UIDs (and files).
     pub uid_seed: Option<u64>,
-    /// For images that are not HU (perfusion maps, iodine): what the values are. None: HU.
+    /// For images that are not HU (perfusion maps, iodine): the label and resolution of their
+    /// Real World Value Mapping. None: the default for the volume's quantity. Its UCUM unit must
+    /// be the quantity's.
     #[serde(default)]
     pub value_units: Option<ValueUnits>,
 }
@@ -299,28 +301,80 @@ fn rescale_for(lo: f64, hi: f64) -> (f64, f64) {
     }
 }
 
-/// Writes `volume` (HU) as a CT Image Storage series into `folder` (made if missing): one file
-/// per slice, `CT00001.dcm`, … in slice order along the volume's z axis. Returns the paths.
+/// Writes `volume` as a CT Image Storage series into `folder` (made if missing): one file per
+/// slice, `CT00001.dcm`, … in slice order along the volume's z axis. Returns the paths. The
+/// volume must be in LPS and state its quantity: HU, or a map with a UCUM unit (μ is refused:
+/// convert it to HU first).
 pub fn write_ct_series(folder: &Path, volume: &Volume, meta: &SeriesMeta) -> Result<Vec<PathBuf>> {
     let data = volume.data.view().insert_axis(ndarray::Axis(0));
-    write_ct_frames(folder, &volume.geometry, data, None, meta)
+    write_ct_frames(folder, &volume.geometry, volume.quantity, data, None, meta)
+}
+
+/// The Real World Value Mapping for `quantity` (None for HU), or why it cannot be a CT image.
+fn units_for(folder: &Path, quantity: Quantity, meta: &SeriesMeta) -> Result<Option<ValueUnits>> {
+    match quantity {
+        Quantity::Hounsfield => match &meta.value_units {
+            Some(u) if u.ucum_code != "[hnsf'U]" => Err(IoError::format(
+                folder,
+                "value_units.ucum_code",
+                &u.ucum_code,
+                "the volume holds HU (Rescale Type HU); its mapping cannot name another unit",
+            )),
+            _ => Ok(None),
+        },
+        Quantity::LinearAttenuation => Err(IoError::format(
+            folder,
+            "volume quantity",
+            quantity.describe(),
+            "a CT image holds HU: convert μ to HU first (gantry_recon::mu_to_hu_volume, or gantry recon without --mu)",
+        )),
+        Quantity::Unspecified => Err(IoError::format(
+            folder,
+            "volume quantity",
+            quantity.describe(),
+            "state what the values are (HU, a map's unit) before writing them as DICOM",
+        )),
+        q => {
+            let default = ValueUnits::for_quantity(q).expect("mapped quantity");
+            match &meta.value_units {
+                None => Ok(Some(default)),
+                Some(u) if u.ucum_code == default.ucum_code => Ok(Some(u.clone())),
+                Some(u) => Err(IoError::format(
+                    folder,
+                    "value_units.ucum_code",
+                    &u.ucum_code,
+                    format!("the volume holds {}, whose UCUM unit is {}", q.describe(), default.ucum_code),
+                )),
+            }
+        }
+    }
 }
 
 /// Writes a dynamic series (CT perfusion): every frame's slices as CT images of one series,
 /// frame t acquired `times_s[t]` seconds after the first (Acquisition Date/Time, Acquisition
 /// Number t + 1), instances numbered frame by frame. Returns the paths.
 pub fn write_ct_dynamic_series(folder: &Path, series: &VolumeSeries, meta: &SeriesMeta) -> Result<Vec<PathBuf>> {
-    write_ct_frames(folder, &series.geometry, series.data.view(), Some(&series.times_s), meta)
+    write_ct_frames(folder, &series.geometry, series.quantity, series.data.view(), Some(&series.times_s), meta)
 }
 
 fn write_ct_frames(
     folder: &Path,
     g: &VolumeGeometry,
+    quantity: Quantity,
     frames: ndarray::ArrayView4<f32>,
     times_s: Option<&[f64]>,
     meta: &SeriesMeta,
 ) -> Result<Vec<PathBuf>> {
     g.validate().map_err(|e| IoError::core(folder, e))?;
+    if g.frame != Frame::Lps {
+        return Err(IoError::format(
+            folder,
+            "volume frame",
+            g.frame,
+            "DICOM positions are patient LPS; this volume is in another frame (RTK data goes back to RTK/ITK as .mha or .nii)",
+        ));
+    }
+    let value_units = units_for(folder, quantity, meta)?;
     if frames.shape()[1..] != g.shape_zyx() || times_s.is_some_and(|t| t.len() != frames.shape()[0]) {
         return Err(IoError::format(
             folder,
@@ -346,7 +400,7 @@ fn write_ct_frames(
     let for_uid = start.uids.given_or_new(&meta.frame_of_reference_uid);
     let (lo, hi) =
         frames.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v as f64), b.max(v as f64)));
-    let (slope, intercept) = match (&meta.value_units, lo.is_finite()) {
+    let (slope, intercept) = match (&value_units, lo.is_finite()) {
         (_, false) => (1.0, 0.0),
         (None, true) => rescale_for(lo, hi),
         (Some(u), true) => {
@@ -413,7 +467,7 @@ fn write_ct_frames(
         e.us(tags::PIXEL_REPRESENTATION, 1);
         e.ds(tags::RESCALE_INTERCEPT, &[intercept]);
         e.ds(tags::RESCALE_SLOPE, &[slope]);
-        match &meta.value_units {
+        match &value_units {
             None => e.str(tags::RESCALE_TYPE, VR::LO, "HU"),
             Some(u) => {
                 e.str(tags::RESCALE_TYPE, VR::LO, u.rescale_type.clone());
