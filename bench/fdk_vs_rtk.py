@@ -171,7 +171,7 @@ def main():
         truth_path = os.path.join(d, "truth.mha")
         n, v = c["n"], c["voxel"]
         if not os.path.exists(truth_path):
-            run([args.gantry, "phantom", "--phantom", "shepp-logan", "--phantom-half-size-mm", half, "--size", f"{n},{n},{n}", "--spacing", f"{v},{v},{v}", "--supersample", "2", "-o", truth_path])
+            run([args.gantry, "phantom", "--phantom", "shepp-logan", "--phantom-half-size-mm", half, "--size", f"{n},{n},{n}", "--spacing", f"{v},{v},{v}", "--supersample", "2", "--mu", "-o", truth_path])
         truth = read_mha(truth_path)
         row = {"case": case, "views": c["views"], "voxels": n ** 3}
 

@@ -69,6 +69,9 @@ enum PhantomKind {
     Water,
     /// A water cylinder of 200 mm radius (fills most of a 500 mm field of view).
     WaterLarge,
+    /// Orientation check: a water cylinder (70 mm radius) with a bone bead at the patient's
+    /// left, anterior, head end (LPS 35, −35, 20 mm) and a fainter one at the right (−35, 0, 0).
+    Orientation,
 }
 
 #[derive(Args)]
@@ -195,16 +198,21 @@ pub(crate) struct ReconArgs {
     /// Output volume (.nii, .nii.gz or .mha).
     #[arg(long, short)]
     output: PathBuf,
-    /// Voxels along x,y,z; default: 256,256 and one slice per detector row.
+    /// Voxels along x,y,z of the output frame (LPS; RTK's frame for RTK geometry, whose y is
+    /// the rotation axis); default: 256 × 256 across the rotation axis, one slice per detector
+    /// row along it.
     #[arg(long, value_delimiter = ',')]
     size: Option<Vec<usize>>,
-    /// Voxel size along x,y,z in mm; default: the field of view over 256, the row pitch at
-    /// isocentre.
+    /// Voxel size along x,y,z in mm, in the same order; default: the field of view over 256
+    /// across the rotation axis, the row pitch at isocentre along it.
     #[arg(long, value_delimiter = ',')]
     spacing: Option<Vec<f64>>,
-    /// Centre of the volume in mm.
-    #[arg(long, value_delimiter = ',', default_value = "0,0,0", allow_hyphen_values = true)]
-    center: Vec<f64>,
+    /// Centre of the volume in mm (default 0,0,0).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    center: Option<Vec<f64>>,
+    /// Centre of the first voxel in mm (ITK's and RTK's origin), instead of --center.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    origin: Option<Vec<f64>>,
     /// Ramp window: ram-lak, shepp-logan, cosine, hamming or hann.
     #[arg(long, default_value = "ram-lak")]
     filter: String,
@@ -269,6 +277,7 @@ pub(crate) fn phantom(kind: PhantomKind, half_size_mm: f64) -> Phantom {
         }
         PhantomKind::Water => Phantom::water_cylinder(100.0, 400.0, MU_WATER_60KEV_PER_MM),
         PhantomKind::WaterLarge => Phantom::water_cylinder(200.0, 400.0, MU_WATER_60KEV_PER_MM),
+        PhantomKind::Orientation => Phantom::orientation(MU_WATER_60KEV_PER_MM),
     }
 }
 
@@ -408,30 +417,69 @@ fn simulate(a: SimulateArgs) -> Result<()> {
     Ok(())
 }
 
-/// The default reconstruction grid: 256 × 256 over the field of view, one slice per row.
+/// The reconstruction grid, in the scan's world frame (LPS for a Gantry protocol, RTK's frame for
+/// RTK data): `size` and `spacing` in that frame's axis order, placed by `origin` (the centre of
+/// the first voxel, as ITK and RTK define it) or `center`. Defaults: 256 × 256 over the field of
+/// view across the rotation axis, one slice per detector row along it.
 pub(crate) fn default_grid(
     g: &ScanGeometry,
     size: Option<&[usize]>,
     spacing: Option<&[f64]>,
-    center: &[f64],
+    center: Option<&[f64]>,
+    origin: Option<&[f64]>,
 ) -> Result<VolumeGeometry> {
     let size = size.map(|s| xyz("--size", s)).transpose()?;
     let spacing = spacing.map(|s| xyz("--spacing", s)).transpose()?;
-    let center = xyz("--center", center)?;
     let v0 = &g.views[0];
     let mag = if g.beam == gantry_core::Beam::Parallel { 1.0 } else { v0.sdd_mm() / v0.sid_mm() };
     let d = &g.detector;
     let fov = (d.n_cols as f64 * d.pixel_u_mm / mag).min(2.0 * v0.sid_mm() * 0.95);
-    let size = size.unwrap_or([256, 256, d.n_rows]);
-    let spacing = spacing.unwrap_or([fov / size[0] as f64, fov / size[1] as f64, d.pixel_v_mm / mag]);
-    Ok(VolumeGeometry::centered(size, spacing, center)?)
+    // Scanner-frame defaults (z = rotation axis), moved onto the world frame's axes.
+    let scanner_size = [256, 256, d.n_rows];
+    let scanner_spacing = [fov / 256.0, fov / 256.0, d.pixel_v_mm / mag];
+    let m = g.frame.scanner_to_world();
+    let axis_of = |r: usize| (0..3).max_by(|&a, &b| m[r][a].abs().total_cmp(&m[r][b].abs())).unwrap_or(r);
+    let size = size.unwrap_or(std::array::from_fn(|r| scanner_size[axis_of(r)]));
+    let spacing = spacing.unwrap_or_else(|| {
+        std::array::from_fn(|r| {
+            let a = axis_of(r);
+            if a < 2 {
+                fov / size[r] as f64
+            } else {
+                scanner_spacing[a]
+            }
+        })
+    });
+    let grid = match (center, origin) {
+        (Some(_), Some(_)) => bail!("give --center or --origin, not both"),
+        (None, Some(o)) => VolumeGeometry::new(size, spacing, xyz("--origin", o)?, gantry_core::volume::IDENTITY)?,
+        (c, None) => VolumeGeometry::centered(size, spacing, xyz("--center", c.unwrap_or(&[0.0; 3]))?)?,
+    };
+    Ok(grid.in_frame(g.frame.world()))
 }
 
 pub(crate) fn recon(a: ReconArgs) -> Result<gantry_core::Volume> {
     let t0 = Instant::now();
     let stack = gantry_io::read_projections(&a.input, a.geometry.as_deref())?;
     let t_read = t0.elapsed();
-    let grid = default_grid(&stack.geometry, a.size.as_deref(), a.spacing.as_deref(), &a.center)?;
+    let grid = default_grid(
+        &stack.geometry,
+        a.size.as_deref(),
+        a.spacing.as_deref(),
+        a.center.as_deref(),
+        a.origin.as_deref(),
+    )?;
+    eprintln!(
+        "volume in the {} frame ({}): {:?} voxels of {:?} mm from {:?}",
+        grid.frame,
+        match stack.geometry.frame {
+            gantry_core::ScanFrame::Rtk => "RTK's fixed frame, rotation axis y".to_string(),
+            gantry_core::ScanFrame::Patient(p) => format!("DICOM patient coordinates, patient {p}"),
+        },
+        grid.dims,
+        grid.spacing_mm,
+        grid.origin_mm
+    );
     let options = FdkOptions { window: Window::parse(&a.filter)?, cutoff: a.cutoff, subset_size: a.subset_size };
     let bar = progress::bar(stack.geometry.n_views() as u64, "reconstructing");
     let t1 = Instant::now();

@@ -375,3 +375,58 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn units_reach_every_file_and_mu_is_converted_not_zeroed() {
+    use gantry_core::Quantity;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok = |args: &[&str]| run_ok(d, args);
+    let grid = ["--size", "40,48,5", "--spacing", "5,5,5", "--supersample", "1"];
+    ok(&[&["phantom", "--phantom", "head", "-o", "hu.nii.gz"][..], &grid].concat());
+    ok(&[&["phantom", "--phantom", "head", "--mu", "-o", "mu.mha"][..], &grid].concat());
+    let hu = gantry_io::read_volume(&d.join("hu.nii.gz")).unwrap();
+    let mu = gantry_io::read_volume(&d.join("mu.mha")).unwrap();
+    assert_eq!((hu.quantity, mu.quantity), (Quantity::Hounsfield, Quantity::LinearAttenuation));
+    // The phantom command writes what its help says: HU (white matter 28 HU near the centre).
+    let wm = hu.geometry.index_of([0.0, 40.0, 0.0]).map(|v| v.round() as usize);
+    assert!((hu.data[[wm[2], wm[1], wm[0]]] - 28.0).abs() < 0.01, "{}", hu.data[[wm[2], wm[1], wm[0]]]);
+    // μ exported to DICOM is converted to HU, and comes back as the HU phantom.
+    let out = gantry().args(["dicom", "export", "mu.mha", "-o", "dcm", "--seed", "3"]).current_dir(d).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("converted to HU"));
+    ok(&["dicom", "import", "dcm", "-o", "back.nii"]);
+    let back = gantry_io::read_volume(&d.join("back.nii")).unwrap();
+    assert_eq!(back.quantity, Quantity::Hounsfield);
+    let worst = back.data.iter().zip(hu.data.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst < 0.6, "HU after μ → DICOM → HU: worst {worst}");
+    // A slice of μ shows the same picture as a slice of HU.
+    ok(&["slice", "mu.mha", "-o", "mu.png"]);
+    ok(&["slice", "hu.nii.gz", "-o", "hu.png"]);
+    assert_eq!(std::fs::read(d.join("mu.png")).unwrap(), std::fs::read(d.join("hu.png")).unwrap());
+    // A file that does not say what it holds is not exported until told.
+    let text = std::fs::read(d.join("mu.mha")).unwrap();
+    let cut = String::from_utf8_lossy(&text).find("GantryQuantity").unwrap();
+    let line_end = cut + text[cut..].iter().position(|&b| b == b'\n').unwrap() + 1;
+    std::fs::write(d.join("plain.mha"), [&text[..cut], &text[line_end..]].concat()).unwrap();
+    let err = run_err(d, &["dicom", "export", "plain.mha", "-o", "dcm2"]);
+    assert!(err.contains("--quantity"), "{err}");
+    ok(&["dicom", "export", "plain.mha", "-o", "dcm2", "--quantity", "mu_per_mm"]);
+}
+
+#[test]
+fn a_misspelt_protocol_key_is_an_error_naming_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = "beam = \"cone\"\nsid_mm = 500.0\nsdd_mm = 1000.0\nviews_per_rotation = 36\n";
+    let det = "[detector]\nshape = \"flat\"\nn_cols = 31\nn_rows = 5\npixel_u_mm = 1.6\npixel_v_mm = 2.0\n";
+    std::fs::write(d.join("p.toml"), format!("{base}helical_pich = 1.0\n{det}")).unwrap();
+    let err = run_err(d, &["simulate", "--protocol", "p.toml", "-o", "x.mha"]);
+    assert!(err.contains("`helical_pich`") && err.contains("line 5"), "{err}");
+    std::fs::write(d.join("q.toml"), format!("{}{det}", base.replace("sid_mm", "sid_m"))).unwrap();
+    let err = run_err(d, &["simulate", "--protocol", "q.toml", "-o", "x.mha"]);
+    assert!(err.contains("`sid_m`") && err.contains("line 2"), "{err}");
+    std::fs::write(d.join("r.toml"), format!("{}{det}", base.replace("sid_mm = 500.0\n", ""))).unwrap();
+    let err = run_err(d, &["simulate", "--protocol", "r.toml", "-o", "x.mha"]);
+    assert!(err.contains("missing key `sid_mm`"), "{err}");
+    assert!(!d.join("x.mha").exists());
+}

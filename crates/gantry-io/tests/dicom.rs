@@ -193,7 +193,12 @@ fn damaged_series_are_errors_that_name_file_attribute_and_value() {
     write_ct_series(&dir.path().join("a"), &vol, &m).unwrap();
     let g = VolumeGeometry { dims: [36, 29, 1], ..vol.geometry.clone() };
     let g = VolumeGeometry { origin_mm: vol.geometry.position_mm(0.0, 0.0, 9.0), ..g };
-    write_ct_series(&dir.path().join("b"), &Volume::zeros(g).with_quantity(Quantity::Hounsfield), &SeriesMeta { uid_seed: Some(9), ..m.clone() }).unwrap();
+    write_ct_series(
+        &dir.path().join("b"),
+        &Volume::zeros(g).with_quantity(Quantity::Hounsfield),
+        &SeriesMeta { uid_seed: Some(9), ..m.clone() },
+    )
+    .unwrap();
     let e = read_err(dir.path());
     assert!(e.contains("Rows × Columns") && e.contains("29×36"), "{e}");
 

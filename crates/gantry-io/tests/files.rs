@@ -226,7 +226,8 @@ fn quantity_and_frame_round_trip_through_nifti_and_metaimage() {
     std::fs::write(
         &p,
         [
-            b"ObjectType = Image\nNDims = 3\nDimSize = 1 1 1\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n".as_slice(),
+            b"ObjectType = Image\nNDims = 3\nDimSize = 1 1 1\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n"
+                .as_slice(),
             &1.0f32.to_le_bytes(),
         ]
         .concat(),

@@ -2,6 +2,7 @@
 //! exactly: values at points, line integrals and supersampled voxelisations.
 
 use crate::shapes::{euler_zxz, rot_z, Shape, NO_ROTATION};
+use gantry_core::frame::mat_vec;
 use gantry_core::geometry::{sub, Vec3};
 use gantry_core::units::hu_to_mu;
 use gantry_core::{ProjectionStack, Quantity, ScanGeometry, Volume, VolumeGeometry};
@@ -147,6 +148,52 @@ impl Phantom {
         Phantom { shapes, quantity: Quantity::LinearAttenuation }
     }
 
+    /// An orientation phantom (μ in 1/mm): a water cylinder along z (radius 70 mm, 100 mm long)
+    /// with a bone bead (4 mm radius, 1000 HU) at the patient's left, anterior, head end, LPS
+    /// (35, −35, 20) mm, and a fainter one (3 mm, 500 HU) at the patient's right, (−35, 0, 0):
+    /// where the beads land in an image tells whether it is the right way round.
+    pub fn orientation(mu_water_per_mm: f64) -> Phantom {
+        let bead = |c: Vec3, r: f64, hu: f64| {
+            (Shape::Ellipsoid { center_mm: c, semi_axes_mm: [r; 3], rotation: NO_ROTATION, value: hu }, 0.0)
+        };
+        let layers = [
+            (
+                Shape::Cylinder {
+                    center_mm: [0.0; 3],
+                    radii_mm: [70.0, 70.0],
+                    half_length_mm: 50.0,
+                    rotation: NO_ROTATION,
+                    value: 0.0,
+                },
+                -1000.0,
+            ),
+            bead(Self::ORIENTATION_BEAD_MM, 4.0, 1000.0),
+            bead([-35.0, 0.0, 0.0], 3.0, 500.0),
+        ];
+        Self::from_hu_layers(mu_water_per_mm, &layers)
+    }
+
+    /// The Defrise phantom, the classic test of cone-beam data insufficiency: `n_discs` thin
+    /// discs (cylinders along z) of `radius_mm` and `thickness_mm`, `gap_mm` apart, centred on
+    /// z = 0, each of μ `mu_per_mm`, in air. A circular orbit measures the discs far from its
+    /// plane incompletely; FDK smears them into the gaps there.
+    pub fn defrise(mu_per_mm: f64, radius_mm: f64, thickness_mm: f64, gap_mm: f64, n_discs: usize) -> Phantom {
+        let pitch = thickness_mm + gap_mm;
+        let shapes = (0..n_discs)
+            .map(|k| Shape::Cylinder {
+                center_mm: [0.0, 0.0, (k as f64 - 0.5 * (n_discs as f64 - 1.0)) * pitch],
+                radii_mm: [radius_mm, radius_mm],
+                half_length_mm: 0.5 * thickness_mm,
+                rotation: NO_ROTATION,
+                value: mu_per_mm,
+            })
+            .collect();
+        Phantom { shapes, quantity: Quantity::LinearAttenuation }
+    }
+
+    /// Where [`Phantom::orientation`]'s bright bead is (LPS, mm): left, anterior, superior.
+    pub const ORIENTATION_BEAD_MM: Vec3 = [35.0, -35.0, 20.0];
+
     /// The phantom sampled on a grid: each voxel is the mean of `supersample³` points spread
     /// evenly inside it (1 = the voxel centre only). Positions are the grid's: a phantom is
     /// stated in patient coordinates (LPS), and so must the grid be.
@@ -205,7 +252,8 @@ impl Phantom {
 }
 
 /// Exact line integrals of `scene` for every pixel of `geometry` (one ray through each pixel
-/// centre), each view seen at its own time.
+/// centre), each view seen at its own time. The scene is stated in the scan's world frame (the
+/// patient's LPS, placed as the scan's patient position says; RTK's frame for RTK geometry).
 pub fn project_analytic(scene: &dyn Scene, geometry: &ScanGeometry) -> ProjectionStack {
     project_analytic_aperture(scene, geometry, 1, 1)
 }
@@ -225,6 +273,8 @@ pub fn project_analytic_aperture(
     let offsets = |n: usize| -> Vec<f64> { (0..n).map(|i| (i as f64 + 0.5) / n as f64 - 0.5).collect() };
     let (ou, ov) = (offsets(su), offsets(sv));
     let norm = 1.0 / (su * sv) as f64;
+    let to_world = geometry.frame.scanner_to_world();
+    let identity = to_world == gantry_core::volume::IDENTITY;
     stack.data.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(view, mut proj)| {
         let t = geometry.views[view].time_s;
         for ((row, col), out) in proj.indexed_iter_mut() {
@@ -232,6 +282,7 @@ pub fn project_analytic_aperture(
             for dv in &ov {
                 for du in &ou {
                     let (o, d) = geometry.ray(view, row as f64 + dv, col as f64 + du);
+                    let (o, d) = if identity { (o, d) } else { (mat_vec(&to_world, o), mat_vec(&to_world, d)) };
                     sum += scene.line_integral(o, d, t);
                 }
             }
@@ -267,6 +318,18 @@ mod tests {
         assert!((hu([12.0, -4.0, 12.0]) - 5.0).abs() < 1e-9); // ventricle
         assert!((hu([34.0, 40.0, 18.0]) - 70.0).abs() < 1e-9); // haemorrhage
         assert!((hu([-38.0, 28.0, -6.0]) - 18.0).abs() < 1e-9); // infarct
+    }
+
+    #[test]
+    fn defrise_discs_are_where_stated() {
+        let p = Phantom::defrise(0.02, 100.0, 6.0, 10.0, 11);
+        // Discs at z = 16k mm, 6 mm thick; gaps between.
+        assert_eq!(p.value_at([0.0, 0.0, 0.0]), 0.02);
+        assert_eq!(p.value_at([50.0, 0.0, 32.0 + 2.9]), 0.02);
+        assert_eq!(p.value_at([0.0, 0.0, 8.0]), 0.0);
+        assert_eq!(p.value_at([0.0, 101.0, 0.0]), 0.0);
+        // A ray along z crosses 11 discs of 6 mm.
+        assert!((p.line_integral([10.0, 0.0, -200.0], [0.0, 0.0, 1.0]) - 11.0 * 6.0 * 0.02).abs() < 1e-12);
     }
 
     #[test]

@@ -4,14 +4,19 @@
 
 use crate::{check_sizes, Projector};
 use gantry_core::geometry::{dot, sub, Vec3};
-use gantry_core::{Result, ScanGeometry, VolumeGeometry};
+use gantry_core::{FrameMap, Result, ScanGeometry, Volume, VolumeGeometry};
 use ndarray::{ArrayView3, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
-/// Joseph forward projector and its exact adjoint for one volume grid and one scan geometry.
+/// Joseph forward projector and its exact adjoint for one volume grid (in the scan's world
+/// frame) and one scan geometry.
 #[derive(Debug, Clone)]
 pub struct Joseph {
-    volume: VolumeGeometry,
+    /// The grid volumes are given on, in the scan's world frame.
+    world: VolumeGeometry,
+    /// The same voxels in the scanner frame, where the rays are walked.
+    grid: VolumeGeometry,
+    map: FrameMap,
     scan: ScanGeometry,
     generic_only: bool,
 }
@@ -35,10 +40,20 @@ struct Walk {
 }
 
 impl Joseph {
+    /// The projector for volumes on `volume`, a grid in the scan's world frame.
     pub fn new(volume: VolumeGeometry, scan: ScanGeometry) -> Result<Self> {
-        volume.validate()?;
         scan.validate()?;
-        Ok(Joseph { volume, scan, generic_only: false })
+        let map = FrameMap::new(&volume, scan.frame)?;
+        Ok(Joseph { world: volume, grid: map.scanner_grid().clone(), map, scan, generic_only: false })
+    }
+
+    /// World-grid voxels (`[z][y][x]`) in the scanner grid's order, when the two differ.
+    fn to_scanner(&self, volume: ArrayView3<f32>) -> Result<Option<ndarray::Array3<f32>>> {
+        if self.map.is_trivial() {
+            return Ok(None);
+        }
+        let v = Volume::new(self.world.clone(), volume.to_owned())?;
+        Ok(Some(self.map.to_scanner(&v)?.data))
     }
 
     /// Forces the generic ray-by-ray walk (the reference the fast path is tested against).
@@ -48,7 +63,7 @@ impl Joseph {
     }
 
     fn walk(&self, view: usize, row: usize, col: usize) -> Option<Walk> {
-        let g = &self.volume;
+        let g = &self.grid;
         let (origin, dir) = self.scan.ray(view, row as f64, col as f64);
         // Index space: idx_c = (Dᵀ (p − o))_c / spacing_c.
         let rel: Vec3 = sub(origin, g.origin_mm);
@@ -112,7 +127,7 @@ impl Joseph {
     /// Visits the (up to four) voxels and weights of every sample along the ray.
     #[inline(always)]
     fn for_each_sample(&self, w: &Walk, mut f: impl FnMut(usize, f32)) {
-        let dims = self.volume.dims;
+        let dims = self.grid.dims;
         let strides = [1usize, dims[0], dims[0] * dims[1]];
         let (na, nb) = (dims[w.a] as isize, dims[w.b] as isize);
         let (st_m, st_a, st_b) = (strides[w.main], strides[w.a], strides[w.b]);
@@ -138,7 +153,7 @@ impl Joseph {
 
 impl Projector for Joseph {
     fn volume_geometry(&self) -> &VolumeGeometry {
-        &self.volume
+        &self.world
     }
     fn scan_geometry(&self) -> &ScanGeometry {
         &self.scan
@@ -146,6 +161,8 @@ impl Projector for Joseph {
 
     fn forward(&self, volume: ArrayView3<f32>, mut projections: ArrayViewMut3<f32>) -> Result<()> {
         check_sizes(self, volume.shape(), projections.shape())?;
+        let reordered = self.to_scanner(volume)?;
+        let volume = reordered.as_ref().map_or(volume, |a| a.view());
         let vol = volume.as_standard_layout();
         let x = vol.as_slice().expect("standard layout");
         if self.fast_ok() {
@@ -166,11 +183,24 @@ impl Projector for Joseph {
 
     fn adjoint(&self, projections: ArrayView3<f32>, mut volume: ArrayViewMut3<f32>) -> Result<()> {
         check_sizes(self, volume.shape(), projections.shape())?;
+        if !self.map.is_trivial() {
+            let mut scanner = Volume::zeros(self.grid.clone());
+            self.adjoint_scanner(projections, scanner.data.view_mut())?;
+            volume.assign(&self.map.to_world(scanner)?.data);
+            return Ok(());
+        }
+        self.adjoint_scanner(projections, volume)
+    }
+}
+
+impl Joseph {
+    /// Aᵀ onto the scanner grid.
+    fn adjoint_scanner(&self, projections: ArrayView3<f32>, mut volume: ArrayViewMut3<f32>) -> Result<()> {
         if self.fast_ok() {
             fast::adjoint(self, projections, volume);
             return Ok(());
         }
-        let n_vox = self.volume.len();
+        let n_vox = self.grid.len();
         let n_views = self.scan.n_views();
         let threads = rayon::current_num_threads().max(1);
         let chunk = n_views.div_ceil(threads).max(1);
@@ -240,13 +270,13 @@ mod fast {
     impl Joseph {
         /// Whether the fast path applies to the whole geometry.
         pub(super) fn fast_ok(&self) -> bool {
-            !self.generic_only && self.volume.is_axis_aligned() && self.scan.is_axial_aligned()
+            !self.generic_only && self.grid.is_axis_aligned() && self.scan.is_axial_aligned()
         }
 
         /// The in-plane walk of column `col` of `view`, or None when some of its rays are
         /// steeper in z than in-plane (in voxel units): those take the generic walk.
         pub(super) fn column_walk(&self, view: usize, col: usize) -> Option<ColumnWalk> {
-            let g = &self.volume;
+            let g = &self.grid;
             let scan = &self.scan;
             let p0 = scan.pixel_position(view, 0.0, col as f64);
             let p1 = scan.pixel_position(view, 1.0, col as f64);
@@ -281,7 +311,7 @@ mod fast {
     /// rows, in-plane weights), the in-plane index `ia` of the first voxel column, and the rows
     /// [r_lo, r_hi) that touch the volume.
     pub(super) fn for_each_plane(j: &Joseph, w: &ColumnWalk, mut f: impl FnMut(usize, isize, usize, usize, Lane)) {
-        let g = &j.volume;
+        let g = &j.grid;
         let [nx, ny, nz] = g.dims;
         let nr = j.scan.detector.n_rows;
         let (m, a) = (w.main, 1 - w.main);
@@ -315,7 +345,7 @@ mod fast {
 
     /// Path length in mm per plane for row `r` of the walk.
     pub(super) fn step_mm(j: &Joseph, w: &ColumnWalk, r: usize) -> f64 {
-        let s_m = j.volume.spacing_mm[w.main];
+        let s_m = j.grid.spacing_mm[w.main];
         if w.parallel {
             return s_m / w.d[w.main].abs();
         }
@@ -325,7 +355,7 @@ mod fast {
 
     /// Offset in the padded `[y][x][z]` buffer of the z column at in-plane (plane p, index a).
     pub(super) fn column_offset(j: &Joseph, main: usize, p: usize, a: isize) -> usize {
-        let [nx, _, nz] = j.volume.dims;
+        let [nx, _, nz] = j.grid.dims;
         let pz = column_len(nz);
         let (x, y) = if main == 0 { (p as isize, a) } else { (a, p as isize) };
         (((y + 1) as usize) * (nx + 2) + (x + 1) as usize) * pz
@@ -333,7 +363,7 @@ mod fast {
 
     /// The volume as padded z columns: [y + 1][x + 1][PAD_LO + z], zeros around.
     pub(super) fn padded_columns(j: &Joseph, x: &ArrayView3<f32>) -> Vec<f32> {
-        let [nx, ny, nz] = j.volume.dims;
+        let [nx, ny, nz] = j.grid.dims;
         let pz = column_len(nz);
         let mut vt = vec![0.0f32; (ny + 2) * (nx + 2) * pz];
         vt.par_chunks_mut((nx + 2) * pz).enumerate().skip(1).take(ny).for_each(|(yp, rowbuf)| {
@@ -350,7 +380,7 @@ mod fast {
 
     pub(super) fn forward(j: &Joseph, x: ArrayView3<f32>, xs: &[f32], mut out: ArrayViewMut3<f32>) {
         let vt = padded_columns(j, &x);
-        let pz = column_len(j.volume.dims[2]);
+        let pz = column_len(j.grid.dims[2]);
         let kernel = ColumnKernel::detect();
         let nr = j.scan.detector.n_rows;
         out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(view, mut proj)| {
@@ -383,7 +413,7 @@ mod fast {
     /// Aᵀ: the same weights, scattered into the padded columns; one accumulator per chunk of
     /// views, summed.
     pub(super) fn adjoint(j: &Joseph, y: ArrayView3<f32>, mut out: ArrayViewMut3<f32>) {
-        let [nx, ny, nz] = j.volume.dims;
+        let [nx, ny, nz] = j.grid.dims;
         let pz = column_len(nz);
         let n_views = j.scan.n_views();
         let nr = j.scan.detector.n_rows;
@@ -391,7 +421,7 @@ mod fast {
         let chunk = n_views.div_ceil(threads).max(1);
         let starts: Vec<usize> = (0..n_views).step_by(chunk).collect();
         let len = (ny + 2) * (nx + 2) * pz;
-        let n_vox = j.volume.len();
+        let n_vox = j.grid.len();
         let (vt, generic) = starts
             .into_par_iter()
             .map(|start| {
