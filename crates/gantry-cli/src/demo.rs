@@ -130,7 +130,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     // the voxel size.
     let pixel_iso = protocol.detector.pixel_u_mm * protocol.sid_mm / protocol.sdd_mm;
     let cutoff = (pixel_iso / grid.spacing_mm[0]).min(1.0);
-    let options = FdkOptions { window: Window::SheppLogan, cutoff, subset_size: 8 };
+    let options = FdkOptions { window: Window::SheppLogan, cutoff, ..FdkOptions::default() };
     eprintln!("reconstructing {grid_xy}×{grid_xy}×{n_slices} voxels (FDK, Shepp–Logan window, cut-off {cutoff:.2} of Nyquist)");
     let bar = progress::bar(geometry.n_views() as u64, "reconstructing");
     let t = Instant::now();

@@ -480,7 +480,12 @@ pub(crate) fn recon(a: ReconArgs) -> Result<gantry_core::Volume> {
         grid.spacing_mm,
         grid.origin_mm
     );
-    let options = FdkOptions { window: Window::parse(&a.filter)?, cutoff: a.cutoff, subset_size: a.subset_size };
+    let options = FdkOptions {
+        window: Window::parse(&a.filter)?,
+        cutoff: a.cutoff,
+        subset_size: a.subset_size,
+        ..FdkOptions::default()
+    };
     let bar = progress::bar(stack.geometry.n_views() as u64, "reconstructing");
     let t1 = Instant::now();
     let mu = fdk(&stack, &grid, &options, &|done, _| bar.set_position(done as u64))?;

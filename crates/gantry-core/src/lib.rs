@@ -13,6 +13,8 @@
 //!   a [`ScanProtocol`] (circular full scan, short scan over any arc, helical, parallel, detector
 //!   offsets, the clinical wide-detector preset).
 //! - [`ProjectionStack`]: projections `[view][row][col]` together with their geometry.
+//! - [`ConeParallelGeometry`]: a circular orbit's cone-beam data rebinned to parallel views in
+//!   the orbit plane, as the wide-cone reconstruction uses it.
 //! - [`units`]: μ (1/mm) ↔ HU.
 //!
 //! ```
@@ -27,6 +29,7 @@
 //! Errors name the field and value: building a protocol with `sdd_mm` below `sid_mm` fails with
 //! `invalid sdd_mm = 900: the detector must lie beyond the rotation axis (sid_mm = 1000)`.
 
+pub mod cone_parallel;
 pub mod ecg;
 pub mod error;
 pub mod frame;
@@ -37,6 +40,7 @@ pub mod series;
 pub mod units;
 pub mod volume;
 
+pub use cone_parallel::ConeParallelGeometry;
 pub use ecg::{Ecg, EcgLead};
 pub use error::{check_finite, CoreError, Result};
 pub use frame::{Frame, FrameMap, PatientPosition, ScanFrame};

@@ -244,7 +244,7 @@ impl Joseph {
 /// The weights are those of the generic walk, so results agree with it to rounding.
 mod fast {
     use super::Joseph;
-    use crate::backproject::{k_range, ColumnKernel, Lane, PAD_HI, PAD_LO};
+    use crate::backproject::kernel::{k_range, ColumnKernel, Lane, PAD_HI, PAD_LO};
     use gantry_core::Beam;
     use ndarray::{ArrayView3, ArrayViewMut3, Axis};
     use rayon::prelude::*;

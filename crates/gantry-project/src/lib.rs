@@ -5,9 +5,11 @@
 //!
 //! - [`Projector`]: a matched pair, forward projection `A` and its exact adjoint `Aᵀ`, for the
 //!   iterative methods. [`Joseph`] implements it (bilinear sampling, one sample per voxel plane).
-//! - [`Backprojector`]: voxel-driven backprojection with bilinear detector interpolation and the
-//!   FDK distance weight, accumulated over projection subsets (the FDK kernel). Not the adjoint
-//!   of Joseph; fast, and what analytic reconstruction needs.
+//! - [`Backproject`]: voxel-driven backprojection with bilinear detector interpolation, the FDK
+//!   distance weight and the optional cone-angle weighting of wide detectors, accumulated over
+//!   projection subsets (the FDK kernel). Implemented by [`GeneralBackprojector`] (any geometry)
+//!   and [`ColumnBackprojector`] with the portable or AVX2 [`ColumnKernel`]; one test suite runs
+//!   for each. Not the adjoint of Joseph; fast, and what analytic reconstruction needs.
 //!
 //! Both work for cone and parallel beams, flat and cylindrical detectors, any per-view geometry,
 //! and run on all cores with rayon.
@@ -28,7 +30,10 @@
 pub mod backproject;
 pub mod joseph;
 
-pub use backproject::{Backprojector, DistanceWeight};
+pub use backproject::{
+    backprojectors, best_backprojector, Accumulate, Backproject, BackprojectOptions, ColumnBackprojector, ColumnKernel,
+    ConeWeighting, DistanceWeight, GeneralBackprojector,
+};
 pub use joseph::Joseph;
 
 use gantry_core::{CoreError, ProjectionStack, Result, ScanGeometry, Volume, VolumeGeometry};

@@ -1,53 +1,13 @@
-//! Kernel tests against independent truths: adjointness on random data, Joseph sums against
-//! exact line integrals, the fast backprojection path against the general one.
+//! Joseph against independent truths: adjointness on random data, sums against exact line
+//! integrals, the fast path against the generic walk. (The backprojectors' suite is
+//! `backproject.rs`.)
 
-use gantry_core::{Beam, DetectorShape, ScanGeometry, ScanProtocol, Volume, VolumeGeometry};
-use gantry_project::{Backprojector, DistanceWeight, Joseph, Projector};
+use gantry_core::{ScanGeometry, ScanProtocol, Volume, VolumeGeometry};
+use gantry_project::{Joseph, Projector};
 use ndarray::Array3;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
-fn random_array(shape: [usize; 3], seed: u64) -> Array3<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    Array3::from_shape_fn(shape, |_| rng.random_range(-1.0f32..1.0))
-}
-
-fn geometries() -> Vec<(&'static str, ScanGeometry)> {
-    let flat = ScanProtocol::circular_flat(200.0, 400.0, 13, 41, 23, 1.3);
-    let mut cyl = flat.clone();
-    cyl.detector.shape = DetectorShape::Cylindrical;
-    cyl.detector.offset_u_mm = 2.1;
-    let mut par = flat.clone();
-    par.beam = Beam::Parallel;
-    par.detector.pixel_u_mm = 0.7;
-    par.detector.pixel_v_mm = 0.9;
-    let mut helical = cyl.clone();
-    helical.helical_pitch = Some(0.8);
-    helical.arc_deg = Some(500.0);
-    helical.start_z_mm = -10.0;
-    let mut tilted = flat.build().unwrap();
-    for v in &mut tilted.views {
-        // Tilt the whole view about its u axis by 0.2 rad: a general (non-axial) geometry.
-        let (s, c) = 0.2f64.sin_cos();
-        let w = v.w();
-        let sdd = v.sdd_mm();
-        let sid = v.sid_mm();
-        let new_w = [c * w[0] - s * v.v[0], c * w[1] - s * v.v[1], c * w[2] - s * v.v[2]];
-        let new_v = [s * w[0] + c * v.v[0], s * w[1] + c * v.v[1], s * w[2] + c * v.v[2]];
-        v.source_mm = [-sid * new_w[0], -sid * new_w[1], -sid * new_w[2]];
-        v.detector_center_mm =
-            [v.source_mm[0] + sdd * new_w[0], v.source_mm[1] + sdd * new_w[1], v.source_mm[2] + sdd * new_w[2]];
-        v.v = new_v;
-    }
-    tilted.validate().unwrap();
-    vec![
-        ("flat", flat.build().unwrap()),
-        ("cylindrical", cyl.build().unwrap()),
-        ("parallel", par.build().unwrap()),
-        ("helical", helical.build().unwrap()),
-        ("tilted", tilted),
-    ]
-}
+mod common;
+use common::{geometries, random_array};
 
 #[test]
 fn joseph_is_exactly_adjoint() {
@@ -134,40 +94,6 @@ fn size_mismatch_is_an_error_not_a_panic() {
     let mut y = Array3::<f32>::zeros((5, 6, 10));
     let e = a.forward(x.view(), y.view_mut()).unwrap_err().to_string();
     assert!(e.contains("[8, 8, 7]"), "{e}");
-    let mut bp = Backprojector::new(grid, scan, DistanceWeight::Fdk).unwrap();
-    let e = bp.add(0, Array3::<f32>::zeros((5, 6, 9)).view(), &[1.0; 5]).unwrap_err().to_string();
-    assert!(e.contains("[6, 9]"), "{e}");
-    let e = bp.add(3, Array3::<f32>::zeros((5, 6, 10)).view(), &[1.0; 5]).unwrap_err().to_string();
-    assert!(e.contains("views 3..8"), "{e}");
-}
-
-#[test]
-fn fast_backprojection_equals_general_path() {
-    // z spacings that make the row step per voxel below 1, between 1 and 7/3, and above: every
-    // branch of the vector kernel and the scalar one.
-    for (dz, nz) in [(1.3, 13), (0.4, 37), (2.9, 7)] {
-        let grid = VolumeGeometry::centered([23, 17, nz], [1.1, 0.9, dz], [0.6, -0.4, 1.2]).unwrap();
-        for (name, scan) in geometries().into_iter().filter(|(n, _)| *n != "tilted") {
-            let proj = random_array(scan.projection_shape(), 5);
-            let factors: Vec<f32> = (0..scan.n_views()).map(|i| 1.0 + 0.1 * i as f32).collect();
-            let run = |general: bool| -> Volume {
-                let mut bp = Backprojector::new(grid.clone(), scan.clone(), DistanceWeight::Fdk).unwrap();
-                if general {
-                    bp = bp.general_path();
-                }
-                // In two subsets, as FDK does.
-                let h = scan.n_views() / 2;
-                bp.add(0, proj.slice(ndarray::s![..h, .., ..]), &factors[..h]).unwrap();
-                bp.add(h, proj.slice(ndarray::s![h.., .., ..]), &factors[h..]).unwrap();
-                bp.finish()
-            };
-            let (f, g) = (run(false), run(true));
-            let max = g.data.iter().map(|x| x.abs()).fold(0.0f32, f32::max);
-            let diff = f.data.iter().zip(g.data.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-            assert!(max > 0.1, "{name}");
-            assert!(diff < 1e-4 * max, "{name} dz {dz}: max diff {diff} of {max}");
-        }
-    }
 }
 
 #[test]

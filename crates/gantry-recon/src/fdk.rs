@@ -9,7 +9,8 @@ use crate::weights::{cosine_weight, cosine_weight_table, view_angular_steps, Red
 use gantry_core::{
     check_finite, Beam, FrameMap, ProjectionStack, Quantity, Result, ScanGeometry, Volume, VolumeGeometry,
 };
-use gantry_project::{Backprojector, DistanceWeight};
+use gantry_project::backproject::Rays;
+use gantry_project::{best_backprojector, Backproject, BackprojectOptions, ConeWeighting};
 use ndarray::{s, Array3, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -23,11 +24,43 @@ pub struct FdkOptions {
     pub cutoff: f64,
     /// Views filtered and backprojected together; bounds the extra memory.
     pub subset_size: usize,
+    /// How a wide cone is handled.
+    #[serde(default)]
+    pub cone: ConeHandling,
+    /// The cone-artefact correction after cone-parallel FDK (off by default: it costs about two
+    /// more reconstructions; see [`crate::wide_cone::ConeArtefactCorrection`]).
+    #[serde(default)]
+    pub cone_correction: Option<crate::wide_cone::ConeArtefactCorrection>,
 }
 
 impl Default for FdkOptions {
     fn default() -> Self {
-        FdkOptions { window: Window::RamLak, cutoff: 1.0, subset_size: 8 }
+        FdkOptions {
+            window: Window::RamLak,
+            cutoff: 1.0,
+            subset_size: 8,
+            cone: ConeHandling::default(),
+            cone_correction: None,
+        }
+    }
+}
+
+/// How FDK handles the data a circular cone-beam orbit lacks away from its plane.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConeHandling {
+    /// Plain FDK: every view alike, in fan geometry (what RTK's FDK does).
+    Plain,
+    /// A full circular turn is rebinned to cone-parallel views and backprojected with the
+    /// cone-angle weighting ([`crate::wide_cone`], [`ConeWeighting`]); other scans are
+    /// reconstructed plain, and the log says so.
+    Weighted { exponent: f64, fade_rows: f64 },
+}
+
+impl Default for ConeHandling {
+    fn default() -> Self {
+        let c = ConeWeighting::default();
+        ConeHandling::Weighted { exponent: c.exponent, fade_rows: c.fade_rows }
     }
 }
 
@@ -85,9 +118,10 @@ pub fn widen_displaced_detector(scan: &ScanGeometry, redundancy: &Redundancy) ->
     }
 }
 
-/// Reconstructs μ (1/mm) on `grid` from line integrals. The grid is stated in the scan's world
-/// frame (LPS for a patient scan, RTK's frame for RTK data; see [`gantry_core::FrameMap`]), and so
-/// is the result. `progress(done, total)` is called after each subset of views.
+/// Reconstructs μ (1/mm) on `grid` from line integrals with the fastest backprojector for the
+/// geometry. The grid is stated in the scan's world frame (LPS for a patient scan, RTK's frame
+/// for RTK data; see [`gantry_core::FrameMap`]), and so is the result. `progress(done, total)`
+/// is called after each subset of views.
 pub fn fdk(
     projections: &ProjectionStack,
     grid: &VolumeGeometry,
@@ -95,7 +129,21 @@ pub fn fdk(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Volume> {
     let map = FrameMap::new(grid, projections.geometry.frame)?;
-    let mu = fdk_scanner(projections, map.scanner_grid(), options, progress)?;
+    let backprojector = best_backprojector(map.scanner_grid(), Rays::Scan(&projections.geometry));
+    fdk_scanner(projections, map.scanner_grid(), options, backprojector.as_ref(), progress)
+        .and_then(|mu| map.to_world(mu.with_quantity(Quantity::LinearAttenuation)))
+}
+
+/// [`fdk`] with a given backprojector (every implementation runs the same tests through this).
+pub fn fdk_with(
+    projections: &ProjectionStack,
+    grid: &VolumeGeometry,
+    options: &FdkOptions,
+    backprojector: &dyn Backproject,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Volume> {
+    let map = FrameMap::new(grid, projections.geometry.frame)?;
+    let mu = fdk_scanner(projections, map.scanner_grid(), options, backprojector, progress)?;
     map.to_world(mu.with_quantity(Quantity::LinearAttenuation))
 }
 
@@ -104,6 +152,7 @@ fn fdk_scanner(
     projections: &ProjectionStack,
     grid: &VolumeGeometry,
     options: &FdkOptions,
+    backprojector: &dyn Backproject,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Volume> {
     let scan = &projections.geometry;
@@ -112,6 +161,33 @@ fn fdk_scanner(
     check_finite("projections", projections.data.view())?;
     if options.subset_size == 0 {
         return Err(gantry_core::CoreError::invalid("subset_size", 0, "must be at least 1"));
+    }
+    if let ConeHandling::Weighted { exponent, fade_rows } = options.cone {
+        match crate::wide_cone::cone_parallel_geometry(scan) {
+            Ok(_) => {
+                let cone = ConeWeighting { exponent, fade_rows };
+                return match &options.cone_correction {
+                    None => {
+                        crate::wide_cone::cone_parallel_fdk(projections, grid, options, cone, backprojector, progress)
+                    }
+                    Some(c) => crate::wide_cone::corrected_cone_parallel_fdk(
+                        projections,
+                        grid,
+                        options,
+                        cone,
+                        c,
+                        backprojector,
+                        progress,
+                    ),
+                };
+            }
+            Err(e) => {
+                if options.cone_correction.is_some() {
+                    tracing::warn!("FDK: the cone-artefact correction needs the cone-parallel path ({e}); not applied");
+                }
+                tracing::info!("FDK: no cone-parallel path ({e}); plain FDK");
+            }
+        }
     }
     let redundancy = Redundancy::for_geometry(scan)?;
     tracing::info!("FDK: {} views, redundancy weighting: {}", scan.n_views(), redundancy.describe());
@@ -122,7 +198,9 @@ fn fdk_scanner(
     let sdd = scan.views[0].sdd_mm();
     let shape = if scan.beam == Beam::Parallel { gantry_core::DetectorShape::Flat } else { det.shape };
     let filter = RampFilter::new(det.n_cols, det.pixel_u_mm, shape, sdd, options.window, options.cutoff)?;
-    let mut bp = Backprojector::new(grid.clone(), wide.clone(), DistanceWeight::Fdk)?;
+    let bp_options = BackprojectOptions::fdk();
+    tracing::info!("FDK: backprojector {}", backprojector.name());
+    let mut bp = backprojector.start(grid, Rays::Scan(&wide), &bp_options)?;
     let n = scan.n_views();
     let n_cols = scan.detector.n_cols;
     let mut start = 0;

@@ -10,7 +10,9 @@
 //!   and zero padding; equiangular for cylindrical detectors.
 //! - [`fdk()`]: FDK for flat and cylindrical detectors, full and short scans, and with one row the
 //!   2D fan-beam and parallel-beam FBP; processed in subsets of views so memory stays near the
-//!   volume plus one subset.
+//!   volume plus one subset. A full circular turn goes through [`wide_cone`] by default:
+//!   cone-parallel rebinning and the cone-angle weighting, so the outer slices of a wide
+//!   detector are as right as the central ones.
 //!
 //! ```
 //! use gantry_core::{ScanProtocol, VolumeGeometry};
@@ -28,6 +30,7 @@ pub mod fdk;
 pub mod filter;
 pub mod preprocess;
 pub mod weights;
+pub mod wide_cone;
 
 pub use fdk::{fdk, FdkOptions};
 pub use filter::{RampFilter, Window};
