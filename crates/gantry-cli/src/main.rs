@@ -16,6 +16,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use gantry_core::units::MU_WATER_60KEV_PER_MM;
 use gantry_core::{ProjectionStack, ScanGeometry, ScanProtocol, VolumeGeometry};
 use gantry_phantom::{project_analytic_aperture, Acquisition, Phantom};
+use gantry_recon::fdk::ConeHandling;
+use gantry_recon::wide_cone::ConeArtefactCorrection;
 use gantry_recon::{counts_to_line_integrals, fdk, mu_to_hu_volume, FdkOptions, Window};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -139,6 +141,12 @@ struct PhantomArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum ConeArg {
+    Weighted,
+    Plain,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
 enum PlaneArg {
     Axial,
     Coronal,
@@ -222,6 +230,15 @@ pub(crate) struct ReconArgs {
     /// Views filtered and backprojected at a time (bounds memory).
     #[arg(long, default_value_t = 8)]
     subset_size: usize,
+    /// Wide-cone handling of a full circular turn: weighted (cone-parallel rebinning and the
+    /// cone-angle weighting: the outer slices of a wide detector as right as the central ones)
+    /// or plain (fan-beam FDK, as RTK). Other scans are always reconstructed plain.
+    #[arg(long, value_enum, default_value = "weighted")]
+    cone: ConeArg,
+    /// After the weighted reconstruction, correct cone artefacts (an idealised copy of the
+    /// image reprojected and reconstructed; about three times the time).
+    #[arg(long)]
+    cone_correction: bool,
     /// Write μ (1/mm) instead of HU.
     #[arg(long)]
     mu: bool,
@@ -484,7 +501,13 @@ pub(crate) fn recon(a: ReconArgs) -> Result<gantry_core::Volume> {
         window: Window::parse(&a.filter)?,
         cutoff: a.cutoff,
         subset_size: a.subset_size,
-        ..FdkOptions::default()
+        cone: match a.cone {
+            ConeArg::Weighted => ConeHandling::default(),
+            ConeArg::Plain => ConeHandling::Plain,
+        },
+        cone_correction: a
+            .cone_correction
+            .then(|| ConeArtefactCorrection { mu_water_per_mm: a.mu_water, ..Default::default() }),
     };
     let bar = progress::bar(stack.geometry.n_views() as u64, "reconstructing");
     let t1 = Instant::now();

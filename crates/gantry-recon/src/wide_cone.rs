@@ -349,8 +349,8 @@ pub fn extended_grid(grid: &VolumeGeometry, g: &ConeParallelGeometry) -> VolumeG
 }
 
 /// The idealised copy of `x` (μ in 1/mm) that [`ConeArtefactCorrection`] reprojects: air 0,
-/// soft tissue its median over `central` slices, bone as it is.
-pub fn idealise(x: &Volume, central: std::ops::Range<usize>, c: &ConeArtefactCorrection) -> Volume {
+/// soft tissue its median over `central` slices, bone as it is; and that soft-tissue value.
+pub fn idealise(x: &Volume, central: std::ops::Range<usize>, c: &ConeArtefactCorrection) -> (Volume, f32) {
     let mw = c.mu_water_per_mm;
     let air = gantry_core::units::hu_to_mu(c.air_below_hu, mw) as f32;
     let bone = gantry_core::units::hu_to_mu(c.bone_above_hu, mw) as f32;
@@ -367,7 +367,7 @@ pub fn idealise(x: &Volume, central: std::ops::Range<usize>, c: &ConeArtefactCor
         let mid = soft.len() / 2;
         *soft.select_nth_unstable_by(mid, f32::total_cmp).1
     };
-    x.map(|v| {
+    let ideal = x.map(|v| {
         if v < air {
             0.0
         } else if v <= bone {
@@ -375,7 +375,8 @@ pub fn idealise(x: &Volume, central: std::ops::Range<usize>, c: &ConeArtefactCor
         } else {
             v
         }
-    })
+    });
+    (ideal, soft_value)
 }
 
 /// Cone-parallel FDK followed by the cone-artefact correction (see [`ConeArtefactCorrection`]),
@@ -404,7 +405,7 @@ pub fn corrected_cone_parallel_fdk(
     };
     let first = crop(&first_ext);
     let central = below + nz / 3..below + nz - nz / 3;
-    let ideal = idealise(&first_ext, central, correction);
+    let (ideal, soft_value) = idealise(&first_ext, central, correction);
     let t_first = t.elapsed();
     let t = Instant::now();
     // The scanner frame is the projector's world here: the grid is already in it.
@@ -415,8 +416,15 @@ pub fn corrected_cone_parallel_fdk(
     let reprojected = ProjectionStack::new(projections.geometry.clone(), reprojected.data)?;
     let again = cone_parallel_fdk(&reprojected, grid, options, cone, backprojector, &|d, _| progress(n + d, 2 * n))?;
     let ideal = crop(&ideal);
+    // The cone artefact is a slow shading of soft tissue; at the edges of bone and air the
+    // difference also holds the reprojection's own blur, which is not an artefact of the scan.
+    // So the shading is estimated from soft tissue clear of any edge and spread smoothly.
+    let mut artefact = again;
+    ndarray::Zip::from(&mut artefact.data).and(&ideal.data).par_for_each(|b, &y| *b -= y);
+    let soft = soft_interior(&ideal, soft_value);
+    let shading = masked_smooth(&artefact.data, &soft, SHADING_SIGMA_MM, &grid.spacing_mm);
     let mut out = first;
-    ndarray::Zip::from(&mut out.data).and(&again.data).and(&ideal.data).par_for_each(|x, &b, &y| *x -= b - y);
+    ndarray::Zip::from(&mut out.data).and(&shading).par_for_each(|x, &e| *x -= e);
     tracing::info!(
         "FDK: cone-artefact correction: first pass on {} slices {:.2} s, reprojection {:.2} s, second pass {:.2} s",
         ext.dims[2],
@@ -425,4 +433,70 @@ pub fn corrected_cone_parallel_fdk(
         t.elapsed().as_secs_f64()
     );
     Ok(out)
+}
+
+/// Width (σ, mm) over which the cone-artefact shading is spread from the soft tissue it is
+/// measured in: a few voxels, far below the scale of the shading itself (tens of mm).
+const SHADING_SIGMA_MM: f64 = 1.0;
+
+/// Voxels of the idealised image's soft-tissue class (value `soft_value`) whose whole 3×3×3
+/// neighbourhood is soft tissue too (clear of bone and air edges).
+fn soft_interior(ideal: &Volume, soft_value: f32) -> Array3<f32> {
+    let d = &ideal.data;
+    let (nz, ny, nx) = d.dim();
+    let soft = |v: f32| v == soft_value;
+    Array3::from_shape_fn((nz, ny, nx), |(k, j, i)| {
+        let ok = k > 0
+            && j > 0
+            && i > 0
+            && k + 1 < nz
+            && j + 1 < ny
+            && i + 1 < nx
+            && (k - 1..=k + 1).all(|kk| (j - 1..=j + 1).all(|jj| (i - 1..=i + 1).all(|ii| soft(d[[kk, jj, ii]]))));
+        if ok {
+            1.0
+        } else {
+            0.0
+        }
+    })
+}
+
+/// Normalised convolution: the Gaussian (σ in mm) average of `values` over the voxels where
+/// `weights` is 1, everywhere the weights reach; 0 where none are near.
+fn masked_smooth(values: &Array3<f32>, weights: &Array3<f32>, sigma_mm: f64, spacing_mm: &[f64; 3]) -> Array3<f32> {
+    let mut num = values * weights;
+    let mut den = weights.clone();
+    for axis in 0..3 {
+        let sigma = sigma_mm / spacing_mm[axis];
+        gaussian_along(&mut num, 2 - axis, sigma);
+        gaussian_along(&mut den, 2 - axis, sigma);
+    }
+    ndarray::Zip::from(&mut num).and(&den).par_for_each(|n, &d| *n = if d > 0.05 { *n / d } else { 0.0 });
+    num
+}
+
+/// A Gaussian of σ samples along array axis `axis` (zero beyond the ends), in place.
+fn gaussian_along(a: &mut Array3<f32>, axis: usize, sigma: f64) {
+    if sigma < 0.25 {
+        return;
+    }
+    let r = (3.0 * sigma).ceil() as usize;
+    let k: Vec<f32> =
+        (0..=2 * r).map(|i| (-((i as f64 - r as f64).powi(2)) / (2.0 * sigma * sigma)).exp() as f32).collect();
+    let sum: f32 = k.iter().sum();
+    let k: Vec<f32> = k.iter().map(|v| v / sum).collect();
+    a.lanes_mut(Axis(axis)).into_iter().par_bridge().for_each(|mut lane| {
+        let src: Vec<f32> = lane.iter().copied().collect();
+        let n = src.len();
+        for (i, out) in lane.iter_mut().enumerate() {
+            let mut acc = 0.0f32;
+            for (t, w) in k.iter().enumerate() {
+                let j = i as isize + t as isize - r as isize;
+                if j >= 0 && (j as usize) < n {
+                    acc += w * src[j as usize];
+                }
+            }
+            *out = acc;
+        }
+    });
 }
