@@ -466,8 +466,8 @@ fn soft_interior(ideal: &Volume, soft_value: f32) -> Array3<f32> {
 fn masked_smooth(values: &Array3<f32>, weights: &Array3<f32>, sigma_mm: f64, spacing_mm: &[f64; 3]) -> Array3<f32> {
     let mut num = values * weights;
     let mut den = weights.clone();
-    for axis in 0..3 {
-        let sigma = sigma_mm / spacing_mm[axis];
+    for (axis, spacing) in spacing_mm.iter().enumerate() {
+        let sigma = sigma_mm / spacing;
         gaussian_along(&mut num, 2 - axis, sigma);
         gaussian_along(&mut den, 2 - axis, sigma);
     }
