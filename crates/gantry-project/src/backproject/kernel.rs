@@ -163,9 +163,13 @@ fn vector_group(rk: f32) -> usize {
 }
 
 /// The contribution of one view to eight voxels whose padded row positions are `r` (all
-/// within the column, spanning at most eight rows from lane 0's): bilinear in the two
-/// detector columns, weights `w0`, `w1`. Loads stay within `col[base..base + 9]` with `base`
-/// clamped to `n − 9`, so any `r` is memory-safe (the permute uses only the index's low bits).
+/// within the column, spanning at most eight rows from lane 0's): bilinear in the two detector
+/// columns, weights `w0`, `w1`. The two columns are combined first over the nine rows the
+/// voxels reach (rows `base..base + 8` and `base + 1..base + 9`), and only then are the rows
+/// looked up, so each voxel group costs two lane permutes, not four (a memory-operand permute
+/// is two µops on Zen 3, and the permutes bound this loop). Loads stay within
+/// `col[base..base + 9]` with `base` clamped to `n − 9`, so any `r` is memory-safe (the
+/// permute uses only the index's low bits).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -184,23 +188,23 @@ unsafe fn contribution8(
     let idx = _mm256_sub_epi32(ri, _mm256_set1_epi32(base));
     let b = base as usize;
     // SAFETY: n >= 10 (checked by the callers) and b + 9 <= n <= both lengths.
-    let (a_lo, a_hi, b_lo, b_hi) = unsafe {
+    let (c_lo, c_hi) = unsafe {
         let p0 = col0.as_ptr().add(b);
         let p1 = col1.as_ptr().add(b);
         (
-            _mm256_permutevar8x32_ps(_mm256_loadu_ps(p0), idx),
-            _mm256_permutevar8x32_ps(_mm256_loadu_ps(p0.add(1)), idx),
-            _mm256_permutevar8x32_ps(_mm256_loadu_ps(p1), idx),
-            _mm256_permutevar8x32_ps(_mm256_loadu_ps(p1.add(1)), idx),
+            _mm256_fmadd_ps(w1, _mm256_loadu_ps(p1), _mm256_mul_ps(w0, _mm256_loadu_ps(p0))),
+            _mm256_fmadd_ps(w1, _mm256_loadu_ps(p1.add(1)), _mm256_mul_ps(w0, _mm256_loadu_ps(p0.add(1)))),
         )
     };
-    bilinear([a_lo, a_hi, b_lo, b_hi], fr, w0, w1)
+    let lo = _mm256_permutevar8x32_ps(c_lo, idx);
+    let hi = _mm256_permutevar8x32_ps(c_hi, idx);
+    _mm256_fmadd_ps(fr, _mm256_sub_ps(hi, lo), lo)
 }
 
 /// As `contribution8`, for row slopes from 1 to 7/3: each half of the vector (four voxels, at
-/// most eight rows apart) looks up its own eight-row window, and a blend joins the halves, so
-/// eight voxels share one pass of the arithmetic. Bases are clamped to `n − 9`, so any `r` is
-/// memory-safe.
+/// most eight rows apart) looks up its own eight-row window of the combined columns, and a
+/// blend joins the halves, so eight voxels share one pass of the arithmetic. Bases are clamped
+/// to `n − 9`, so any `r` is memory-safe.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -221,30 +225,16 @@ unsafe fn contribution8_split(
     let idx = _mm256_sub_epi32(ri, _mm256_setr_epi32(ba, ba, ba, ba, bb, bb, bb, bb));
     let (pa, pb) = (ba as usize, bb as usize);
     // SAFETY: n >= 10 (checked by the callers) and both bases + 9 <= n <= both lengths.
-    let look = |p: *const f32, off: usize| unsafe {
-        let lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(p.add(pa + off)), idx);
-        let hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(p.add(pb + off)), idx);
+    let combined = |b: usize, off: usize| unsafe {
+        let (p0, p1) = (col0.as_ptr().add(b + off), col1.as_ptr().add(b + off));
+        _mm256_fmadd_ps(w1, _mm256_loadu_ps(p1), _mm256_mul_ps(w0, _mm256_loadu_ps(p0)))
+    };
+    let look = |off: usize| {
+        let lo = _mm256_permutevar8x32_ps(combined(pa, off), idx);
+        let hi = _mm256_permutevar8x32_ps(combined(pb, off), idx);
         _mm256_blend_ps::<0xF0>(lo, hi)
     };
-    let (a_lo, a_hi) = (look(col0.as_ptr(), 0), look(col0.as_ptr(), 1));
-    let (b_lo, b_hi) = (look(col1.as_ptr(), 0), look(col1.as_ptr(), 1));
-    bilinear([a_lo, a_hi, b_lo, b_hi], fr, w0, w1)
-}
-
-/// w0·column 0 + w1·column 1 (each at rows ⌊r⌋ and ⌊r⌋ + 1), linearly interpolated at the
-/// row fraction `fr`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-fn bilinear(
-    [a_lo, a_hi, b_lo, b_hi]: [std::arch::x86_64::__m256; 4],
-    fr: std::arch::x86_64::__m256,
-    w0: std::arch::x86_64::__m256,
-    w1: std::arch::x86_64::__m256,
-) -> std::arch::x86_64::__m256 {
-    use std::arch::x86_64::*;
-    let lo = _mm256_fmadd_ps(w1, b_lo, _mm256_mul_ps(w0, a_lo));
-    let hi = _mm256_fmadd_ps(w1, b_hi, _mm256_mul_ps(w0, a_hi));
+    let (lo, hi) = (look(0), look(1));
     _mm256_fmadd_ps(fr, _mm256_sub_ps(hi, lo), lo)
 }
 
@@ -355,7 +345,7 @@ unsafe fn column_n_avx2<const N: usize>(acc: &mut [f32], views: [(&[f32], &[f32]
         std::array::from_fn(|i| _mm256_fmadd_ps(_mm256_set1_ps(views[i].2.rk), lanes, _mm256_set1_ps(views[i].2.r0)));
     let mut k = 0usize;
     while k + group <= acc.len() {
-        let mut v = _mm256_setzero_ps();
+        let mut v: Option<__m256> = None;
         for i in 0..N {
             let (c0, c1) = (views[i].0, views[i].1);
             // SAFETY: AVX2 and FMA are enabled for this function.
@@ -366,11 +356,13 @@ unsafe fn column_n_avx2<const N: usize>(acc: &mut [f32], views: [(&[f32], &[f32]
                     contribution8(c0, c1, r[i], w0[i], w1[i])
                 }
             };
-            v = _mm256_add_ps(v, c);
+            v = Some(v.map_or(c, |v| _mm256_add_ps(v, c)));
             r[i] = _mm256_add_ps(r[i], step[i]);
         }
-        // SAFETY: AVX2 and FMA are enabled; k + group <= acc.len().
-        unsafe { add_group(acc, k, group, v) };
+        if let Some(v) = v {
+            // SAFETY: AVX2 and FMA are enabled; k + group <= acc.len().
+            unsafe { add_group(acc, k, group, v) };
+        }
         k += group;
     }
     for vw in views {
