@@ -9,7 +9,7 @@ fn main() {
     let nz = 256;
     let rows = 1024;
     let cols: Vec<Vec<f32>> = (0..4).map(|c| (0..rows).map(|r| ((r * 7 + c * 13) % 29) as f32).collect()).collect();
-    for rk in [0.45f32, 0.94, 1.3, 1.875] {
+    for rk in [0.45f32, 0.94, 1.07, 1.3, 1.875] {
         let mut acc = vec![0.0f32; nz];
         let lanes = [Lane { r0: 3.25, rk, w0: 0.3, w1: 0.7 }, Lane { r0: 4.75, rk: rk * 1.001, w0: 0.6, w1: 0.4 }];
         let reps = 40_000;

@@ -144,7 +144,7 @@ fn cone_parallel(n_views: usize) -> ConeParallelGeometry {
 /// the vector kernels and the scalar one).
 fn matches_the_general_path(b: &dyn Backproject) -> Result<(), Failed> {
     let reference = GeneralBackprojector;
-    for (dz, nz) in [(1.3, 13), (0.4, 37), (2.9, 7)] {
+    for (dz, nz) in [(1.3, 13), (0.4, 37), (2.9, 7), (0.7, 19)] {
         let grid = VolumeGeometry::centered([23, 17, nz], [1.1, 0.9, dz], [0.6, -0.4, 1.2]).unwrap();
         let mut cases: Vec<(String, Rays, BackprojectOptions, Array3<f32>)> = Vec::new();
         let scans = geometries();

@@ -100,7 +100,7 @@ fn size_mismatch_is_an_error_not_a_panic() {
 fn joseph_fast_path_equals_generic_walk() {
     // z spacings that make the row walk slower and faster than one voxel per row, and a steep
     // one where some columns fall back to the generic walk.
-    for (dz, nz) in [(1.4, 11), (0.5, 31), (0.2, 60)] {
+    for (dz, nz) in [(1.4, 11), (0.5, 31), (0.2, 60), (0.6, 27)] {
         let grid = VolumeGeometry::centered([19, 22, nz], [1.1, 0.9, dz], [0.7, -0.4, 0.3]).unwrap();
         for (name, scan) in geometries().into_iter().filter(|(n, _)| *n != "tilted") {
             let fast = Joseph::new(grid.clone(), scan.clone()).unwrap();

@@ -57,6 +57,7 @@ impl Backproject for ColumnBackprojector {
             orbit,
             kernel: self.kernel,
             acc: vec![0.0; volume.len()],
+            transposed: Vec::new(),
         }))
     }
 }
@@ -69,6 +70,8 @@ struct ColumnAccumulator {
     kernel: ColumnKernel,
     /// `[y][x][z]`.
     acc: Vec<f32>,
+    /// The current subset, transposed and padded (kept for the next subset).
+    transposed: Vec<f32>,
 }
 
 /// Tile of the backprojection walk: voxel columns along x, rows along y.
@@ -112,27 +115,22 @@ impl ColumnAccumulator {
     /// Transposed copy, zero-padded: `[view][col + 2][PAD_LO + row + PAD_HI]`, so a z walk
     /// reads contiguous memory, and reads just outside the detector (or clamped onto the
     /// padding) see zeros. The zeros at the end also cover 8-wide vector loads.
-    fn transpose(&self, projections: &ArrayView3<f32>) -> (Vec<f32>, usize, usize) {
+    fn transpose(&self, projections: &ArrayView3<f32>, tp: &mut Vec<f32>) -> (usize, usize) {
         let [nr, nc] = self.rays.rays().view_shape();
         let n_views = projections.shape()[0];
         let (pc, pr) = (nc + 2, PAD_LO + nr + PAD_HI);
-        let mut tp = vec![0.0f32; n_views * pc * pr];
+        // The buffer is kept from subset to subset (fresh pages cost a fault each); the padding
+        // stays zero, every detector value is overwritten.
+        if tp.len() != n_views * pc * pr {
+            tp.clear();
+            tp.resize(n_views * pc * pr, 0.0);
+        }
         let src_all = projections.as_standard_layout();
         let src_all = src_all.as_slice().expect("standard layout");
         tp.par_chunks_mut(pc * pr).enumerate().for_each(|(v, dst)| {
-            let src = &src_all[v * nr * nc..(v + 1) * nr * nc];
-            // Blocks of 16 rows keep both sides of the transpose in cache.
-            for r0 in (0..nr).step_by(16) {
-                let r1 = (r0 + 16).min(nr);
-                for c in 0..nc {
-                    let d = &mut dst[(c + 1) * pr + PAD_LO..(c + 2) * pr];
-                    for r in r0..r1 {
-                        d[r] = src[r * nc + c];
-                    }
-                }
-            }
+            transpose_view(&src_all[v * nr * nc..(v + 1) * nr * nc], nr, nc, dst, pr);
         });
-        (tp, pc, pr)
+        (pc, pr)
     }
 
     /// The projection of the voxel column at (x, y) onto view `view` (with its parameters `vp`
@@ -173,7 +171,8 @@ impl ColumnAccumulator {
                 let det = &scan.detector;
                 let col_c = 0.5 * (nc as f64 - 1.0) + 1.0;
                 let fdk = self.weight == DistanceWeight::Fdk;
-                // In-plane projection: detector u (mm), v scale, distance weight, v origin.
+                let (inv_pu, inv_pv) = (1.0 / det.pixel_u_mm, 1.0 / det.pixel_v_mm);
+                // In-plane projection: detector u (mm), v per mm of z, distance weight, v origin.
                 let (uc, vscale, wt, z_ref) = match (scan.beam, det.shape) {
                     (Beam::Parallel, _) => {
                         let (dx, dy) = (x - vp.d[0], y - vp.d[1]);
@@ -181,21 +180,21 @@ impl ColumnAccumulator {
                     }
                     (Beam::Cone, DetectorShape::Flat) => {
                         let (dx, dy) = (x - vp.s[0], y - vp.s[1]);
-                        let depth = vp.w[0] * dx + vp.w[1] * dy;
-                        let m = vp.sdd / depth;
-                        let wt = if fdk { vp.sid * vp.sdd / (depth * depth) } else { 1.0 };
+                        let inv = 1.0 / (vp.w[0] * dx + vp.w[1] * dy);
+                        let m = vp.sdd * inv;
+                        let wt = if fdk { vp.sid * vp.sdd * inv * inv } else { 1.0 };
                         (m * (vp.u[0] * dx + vp.u[1] * dy), m, wt, vp.s[2])
                     }
                     (Beam::Cone, DetectorShape::Cylindrical) => {
                         let (dx, dy) = (x - vp.s[0], y - vp.s[1]);
                         let depth = vp.w[0] * dx + vp.w[1] * dy;
                         let a = vp.u[0] * dx + vp.u[1] * dy;
-                        let rho2 = a * a + depth * depth;
-                        let wt = if fdk { vp.sid * vp.sdd / rho2 } else { 1.0 };
-                        (vp.sdd * a.atan2(depth), vp.sdd / rho2.sqrt(), wt, vp.s[2])
+                        let inv2 = 1.0 / (a * a + depth * depth);
+                        let wt = if fdk { vp.sid * vp.sdd * inv2 } else { 1.0 };
+                        (vp.sdd * fan_angle(a, depth), vp.sdd * inv2.sqrt(), wt, vp.s[2])
                     }
                 };
-                let c = (uc - det.offset_u_mm) / det.pixel_u_mm + col_c;
+                let c = (uc - det.offset_u_mm) * inv_pu + col_c;
                 if !(c >= 0.0 && c < (nc + 1) as f64) {
                     return None;
                 }
@@ -205,8 +204,8 @@ impl ColumnAccumulator {
                     ci,
                     fc: (c - ci as f64) as f32,
                     wt: (wt * factor as f64) as f32,
-                    r0: (vscale * vz * (oz - z_ref) - det.offset_v_mm) / det.pixel_v_mm + row_c,
-                    rk: vscale * vz * sz / det.pixel_v_mm,
+                    r0: (vscale * vz * (oz - z_ref) - det.offset_v_mm) * inv_pv + row_c,
+                    rk: vscale * vz * sz * inv_pv,
                 };
                 Some((cv, None))
             }
@@ -218,7 +217,8 @@ impl ColumnAccumulator {
 impl Accumulate for ColumnAccumulator {
     fn add(&mut self, first: usize, projections: ArrayView3<f32>, view_factors: &[f32]) -> Result<()> {
         check_subset(self.rays.rays(), first, &projections, view_factors)?;
-        let (tp, pc, pr) = self.transpose(&projections);
+        let mut tp = std::mem::take(&mut self.transposed);
+        let (pc, pr) = self.transpose(&projections, &mut tp);
         let n_views = projections.shape()[0];
         let views: Vec<Option<ViewParams>> = (0..n_views)
             .map(|i| match &self.rays {
@@ -239,6 +239,11 @@ impl Accumulate for ColumnAccumulator {
         let (oz, sz) = (self.volume.origin_mm[2], self.volume.spacing_mm[2]);
         let kernel = self.kernel;
         let orbit = self.orbit;
+        // A scan's views without cone weighting: the walks come from one tight loop per column.
+        let fast = match &self.rays {
+            OwnedRays::Scan(scan) if orbit.is_none() => Some(PlainWalks::new(scan, &self.volume, self.weight, first, n_views, view_factors)),
+            _ => None,
+        };
         // The volume is walked in tiles of TILE_X columns × `band` rows: the projection columns
         // that one tile's rays hit stay in cache for all its voxel columns.
         let band = (ny / (4 * rayon::current_num_threads().max(1))).clamp(1, TILE_Y);
@@ -260,6 +265,11 @@ impl Accumulate for ColumnAccumulator {
                 let acc = &mut band_buf[(jj * nx + i) * nz..(jj * nx + i + 1) * nz];
                 walks.clear();
                 pieces.clear();
+                if let Some(f) = &fast {
+                    f.walks(x, y, pc * pr, pr, &mut walks);
+                    walk_pairs(kernel, acc, &tp, pr, &walks, nz);
+                    continue;
+                }
                 for (vi, vp) in views.iter().enumerate() {
                     let Some((cv, cone)) = this.column_view(first + vi, vp.as_ref(), trig[vi], x, y, view_factors[vi])
                     else {
@@ -342,6 +352,7 @@ impl Accumulate for ColumnAccumulator {
             }
         });
         self.acc = acc;
+        self.transposed = tp;
         Ok(())
     }
 
@@ -358,16 +369,199 @@ impl Accumulate for ColumnAccumulator {
     }
 }
 
+/// atan(a / depth) for a voxel in front of the source (depth > 0): a polynomial within ±31°
+/// (error below 5·10⁻¹¹ rad, 10⁻⁸ of a clinical pixel), `atan2` beyond.
+#[inline]
+fn fan_angle(a: f64, depth: f64) -> f64 {
+    let t = a / depth;
+    if depth > 0.0 && t.abs() <= 0.6 {
+        let z = t * t;
+        // Odd minimax fit of atan on [−0.6, 0.6].
+        let p = ATAN_COEFFS.iter().rev().fold(0.0, |acc, &c| acc * z + c);
+        t * p
+    } else {
+        a.atan2(depth)
+    }
+}
+
+/// Coefficients c_k of atan(t) ≈ t·Σ c_k t^(2k) on [−0.6, 0.6] (least squares on Chebyshev
+/// nodes; the maximum error over the interval is 4.2·10⁻¹¹).
+const ATAN_COEFFS: [f64; 8] = [
+    0.999999998799744,
+    -0.3333331699439281,
+    0.1999934715555518,
+    -0.14273888927878445,
+    0.10995723892793949,
+    -0.08434233112550178,
+    0.05443110812972116,
+    -0.020133039088615065,
+];
+
+/// One view `[row][col]` into its padded transposed columns (`dst[(c + 1)·pr + PAD_LO + r]`),
+/// in 8 × 8 tiles: eight rows of eight columns read contiguously, written out as eight runs of
+/// eight rows.
+fn transpose_view(src: &[f32], nr: usize, nc: usize, dst: &mut [f32], pr: usize) {
+    const T: usize = 8;
+    let mut tile = [[0.0f32; T]; T];
+    for c0 in (0..nc).step_by(T) {
+        let cw = T.min(nc - c0);
+        for r0 in (0..nr).step_by(T) {
+            let rh = T.min(nr - r0);
+            for (dr, row) in tile.iter_mut().enumerate().take(rh) {
+                let s = &src[(r0 + dr) * nc + c0..(r0 + dr) * nc + c0 + cw];
+                row[..cw].copy_from_slice(s);
+            }
+            for dc in 0..cw {
+                let d = &mut dst[(c0 + dc + 1) * pr + PAD_LO + r0..(c0 + dc + 1) * pr + PAD_LO + r0 + rh];
+                for (dr, out) in d.iter_mut().enumerate() {
+                    *out = tile[dr][dc];
+                }
+            }
+        }
+    }
+}
+
+/// The geometry of a scan's voxel columns for a subset of views, with everything that is the
+/// same for every column computed once: each column's walks then cost one division per view.
+struct PlainWalks {
+    kind: (Beam, DetectorShape),
+    views: Vec<PlainView>,
+    fdk: bool,
+    inv_pu: f64,
+    inv_pv: f64,
+    off_u: f64,
+    off_v: f64,
+    col_c: f64,
+    row_c: f64,
+    n_cols: usize,
+    n_rows: usize,
+    nz: usize,
+}
+
+/// One view's part of [`PlainWalks`].
+#[derive(Clone, Copy)]
+struct PlainView {
+    /// In-plane origin of the rays (source, or detector centre for a parallel beam).
+    ox: f64,
+    oy: f64,
+    ux: f64,
+    uy: f64,
+    wx: f64,
+    wy: f64,
+    sdd: f64,
+    sid_sdd: f64,
+    /// ±(height of the volume's first slice above the ray origin) and ±(slice spacing).
+    dz0: f64,
+    dzk: f64,
+    factor: f64,
+}
+
+impl PlainWalks {
+    fn new(
+        scan: &gantry_core::ScanGeometry,
+        volume: &VolumeGeometry,
+        weight: DistanceWeight,
+        first: usize,
+        n: usize,
+        factors: &[f32],
+    ) -> PlainWalks {
+        let det = &scan.detector;
+        let views = (0..n)
+            .map(|i| {
+                let vp = ViewParams::new(scan, first + i);
+                let o = if scan.beam == Beam::Parallel { vp.d } else { vp.s };
+                let vz = vp.v[2];
+                PlainView {
+                    ox: o[0],
+                    oy: o[1],
+                    ux: vp.u[0],
+                    uy: vp.u[1],
+                    wx: vp.w[0],
+                    wy: vp.w[1],
+                    sdd: vp.sdd,
+                    sid_sdd: vp.sid * vp.sdd,
+                    dz0: vz * (volume.origin_mm[2] - o[2]),
+                    dzk: vz * volume.spacing_mm[2],
+                    factor: factors[i] as f64,
+                }
+            })
+            .collect();
+        PlainWalks {
+            kind: (scan.beam, det.shape),
+            views,
+            fdk: weight == DistanceWeight::Fdk,
+            inv_pu: 1.0 / det.pixel_u_mm,
+            inv_pv: 1.0 / det.pixel_v_mm,
+            off_u: det.offset_u_mm,
+            off_v: det.offset_v_mm,
+            col_c: 0.5 * (det.n_cols as f64 - 1.0) + 1.0,
+            row_c: 0.5 * (det.n_rows as f64 - 1.0) + PAD_LO as f64,
+            n_cols: det.n_cols,
+            n_rows: det.n_rows,
+            nz: volume.dims[2],
+        }
+    }
+
+    /// The walks of the voxel column at (x, y) (views `view_stride` apart in the transposed
+    /// buffer, detector columns `pr` apart).
+    fn walks(&self, x: f64, y: f64, view_stride: usize, pr: usize, out: &mut Vec<Walk>) {
+        let limit = (self.n_cols + 1) as f64;
+        for (vi, v) in self.views.iter().enumerate() {
+            let (dx, dy) = (x - v.ox, y - v.oy);
+            let a = v.ux * dx + v.uy * dy;
+            // Detector u, detector v per mm of height, distance weight.
+            let (u, scale, wt) = match self.kind {
+                (Beam::Parallel, _) => (a, 1.0, 1.0),
+                (Beam::Cone, DetectorShape::Flat) => {
+                    let inv = 1.0 / (v.wx * dx + v.wy * dy);
+                    let m = v.sdd * inv;
+                    (m * a, m, if self.fdk { v.sid_sdd * inv * inv } else { 1.0 })
+                }
+                (Beam::Cone, DetectorShape::Cylindrical) => {
+                    let depth = v.wx * dx + v.wy * dy;
+                    let inv2 = 1.0 / (a * a + depth * depth);
+                    (v.sdd * fan_angle(a, depth), v.sdd * inv2.sqrt(), if self.fdk { v.sid_sdd * inv2 } else { 1.0 })
+                }
+            };
+            let c = (u - self.off_u) * self.inv_pu + self.col_c;
+            if !(c >= 0.0 && c < limit) {
+                continue;
+            }
+            let ci = c as usize;
+            let fc = c - ci as f64;
+            let r0 = (scale * v.dz0 - self.off_v) * self.inv_pv + self.row_c;
+            let rk = scale * v.dzk * self.inv_pv;
+            // The rows that touch the detector are PAD_LO − 1 <= r < PAD_LO + nr.
+            let (k_lo, k_hi) = k_range(r0 - (PAD_LO as f64 - 1.0), rk, (self.n_rows + 1) as f64, self.nz);
+            if k_lo >= k_hi {
+                continue;
+            }
+            let w = wt * v.factor;
+            out.push(Walk {
+                base: vi * view_stride + ci * pr,
+                k_lo,
+                k_hi,
+                lane: Lane {
+                    r0: (r0 + rk * k_lo as f64) as f32,
+                    rk: rk as f32,
+                    w0: (w * (1.0 - fc)) as f32,
+                    w1: (w * fc) as f32,
+                },
+            });
+        }
+    }
+}
+
 /// Runs the walks of one voxel column. Two views per pass share the loads and stores of the
 /// voxel column (four measured no faster); each alone outside the range both reach.
 fn walk_pairs(kernel: ColumnKernel, acc: &mut [f32], tp: &[f32], pr: usize, walks: &[Walk], nz: usize) {
     let cols = |w: &Walk| (&tp[w.base..w.base + pr], &tp[w.base + pr..w.base + 2 * pr]);
-    let starts: Vec<usize> =
-        walks.iter().map(|w| w.base + (w.lane.r0.max(0.0) as usize).min(pr.saturating_sub(1))).collect();
+    let start = |w: &Walk| w.base + (w.lane.r0.max(0.0) as usize).min(pr.saturating_sub(1));
     for (gi, group) in walks.chunks(2).enumerate() {
         // The first rows of the next pair's columns are usually not in cache yet: ask for them
         // while this pair is walked.
-        for &o in starts.iter().skip(2 * gi + 2).take(2) {
+        for w in walks.iter().skip(2 * gi + 2).take(2) {
+            let o = start(w);
             prefetch(tp, o);
             prefetch(tp, o + 16);
             prefetch(tp, o + pr);
@@ -464,4 +658,17 @@ fn cone_segments(o: &Orbit, cc: &ConeColumn, h0: f64, dz: f64, nz: usize) -> ([S
         m += 1;
     }
     (out, m)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_fan_angle_polynomial_is_atan() {
+        for i in -1000..=1000 {
+            let a = i as f64 * 0.7e-3;
+            let got = super::fan_angle(a, 1.0);
+            assert!((got - a.atan()).abs() < 1e-10, "{a}: {got}");
+        }
+        assert_eq!(super::fan_angle(3.0, 1.0), 3.0f64.atan2(1.0));
+    }
 }

@@ -147,19 +147,84 @@ fn column_weighted_scalar(acc: &mut [f32], col0: &[f32], col1: &[f32], l: &Lane,
     }
 }
 
-/// How many voxels a vector step covers for row slope `rk`: while the row index advances by
-/// less than one row per voxel, eight consecutive voxels read at most nine consecutive rows (two
-/// unaligned 8-wide loads per detector column and a lane permute replace eight gathers); with
-/// 1 <= rk < 7/3 four voxels fit the same way (each half of an 8-lane vector on its own window,
-/// `contribution8_split`); other slopes go scalar.
-fn vector_group(rk: f32) -> usize {
+/// How a vector step of eight voxels looks its rows up, by row slope `rk`: while the row index
+/// advances by less than one row per voxel, eight consecutive voxels read at most nine
+/// consecutive rows (two unaligned loads per detector column and a lane permute replace eight
+/// gathers); up to 8/7 rows per voxel the first voxel's row and a window one row on hold the
+/// rest (`contribution8_shifted`); up to 7/3, each half of the vector has a window of its own
+/// (`contribution8_split`); steeper slopes go scalar.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Lookup {
+    Window,
+    Shifted,
+    Split,
+    Scalar,
+}
+
+fn lookup(rk: f32) -> Lookup {
     if (0.0..0.999).contains(&rk) {
-        8
+        Lookup::Window
+    } else if (0.0..1.14).contains(&rk) {
+        Lookup::Shifted
     } else if (0.0..2.33).contains(&rk) {
-        4
+        Lookup::Split
     } else {
-        0
+        Lookup::Scalar
     }
+}
+
+/// One view's contribution to eight voxels, by the lookup its slope takes (not `Scalar`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn contribution(
+    kind: Lookup,
+    col0: &[f32],
+    col1: &[f32],
+    r: std::arch::x86_64::__m256,
+    w0: std::arch::x86_64::__m256,
+    w1: std::arch::x86_64::__m256,
+) -> std::arch::x86_64::__m256 {
+    // SAFETY: AVX2 and FMA are enabled here; the callers check the column lengths (>= 12).
+    unsafe {
+        match kind {
+            Lookup::Window | Lookup::Scalar => contribution8(col0, col1, r, w0, w1),
+            Lookup::Shifted => contribution8_shifted(col0, col1, r, w0, w1),
+            Lookup::Split => contribution8_split(col0, col1, r, w0, w1),
+        }
+    }
+}
+
+/// As `contribution8`, for row slopes from 1 to 8/7: voxel j ≥ 1 is at least j rows and at
+/// most eight past voxel 0's row, so voxel 0 takes row `base` (and `base + 1`) directly and the
+/// others are looked up one row on, in the window `base + 1 .. base + 10`. Bases are clamped to
+/// `n − 11`, so any `r` is memory-safe.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn contribution8_shifted(
+    col0: &[f32],
+    col1: &[f32],
+    r: std::arch::x86_64::__m256,
+    w0: std::arch::x86_64::__m256,
+    w1: std::arch::x86_64::__m256,
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let n = col0.len().min(col1.len());
+    let ri = _mm256_cvttps_epi32(r);
+    let fr = _mm256_sub_ps(r, _mm256_cvtepi32_ps(ri));
+    let base = _mm256_cvtsi256_si32(ri).clamp(0, n as i32 - 11);
+    let idx = _mm256_sub_epi32(ri, _mm256_set1_epi32(base + 1));
+    let b = base as usize;
+    // SAFETY: n >= 12 (checked by the callers) and b + 11 <= n <= both lengths.
+    let [c0, c1, c2] = unsafe {
+        let (p0, p1) = (col0.as_ptr().add(b), col1.as_ptr().add(b));
+        let comb = |o: usize| _mm256_fmadd_ps(w1, _mm256_loadu_ps(p1.add(o)), _mm256_mul_ps(w0, _mm256_loadu_ps(p0.add(o))));
+        [comb(0), comb(1), comb(2)]
+    };
+    let lo = _mm256_blend_ps::<0x01>(_mm256_permutevar8x32_ps(c1, idx), c0);
+    let hi = _mm256_blend_ps::<0x01>(_mm256_permutevar8x32_ps(c2, idx), c1);
+    _mm256_fmadd_ps(fr, _mm256_sub_ps(hi, lo), lo)
 }
 
 /// The contribution of one view to eight voxels whose padded row positions are `r` (all
@@ -262,8 +327,8 @@ unsafe fn add_group(acc: &mut [f32], k: usize, group: usize, v: std::arch::x86_6
 #[target_feature(enable = "avx2,fma")]
 unsafe fn column_avx2(acc: &mut [f32], col0: &[f32], col1: &[f32], l: &Lane) {
     use std::arch::x86_64::*;
-    let split = vector_group(l.rk) == 4;
-    if vector_group(l.rk) == 0 || col0.len().min(col1.len()) < 10 {
+    let kind = lookup(l.rk);
+    if kind == Lookup::Scalar || col0.len().min(col1.len()) < 12 {
         return column_scalar(acc, col0, col1, l, 0);
     }
     let group = 8;
@@ -276,12 +341,9 @@ unsafe fn column_avx2(acc: &mut [f32], col0: &[f32], col1: &[f32], l: &Lane) {
     );
     let mut k = 0usize;
     while k + group <= acc.len() {
+        let c = contribution(kind, col0, col1, r, w0, w1);
         // SAFETY: AVX2 and FMA are enabled for this function; k + group <= acc.len().
-        unsafe {
-            let c =
-                if split { contribution8_split(col0, col1, r, w0, w1) } else { contribution8(col0, col1, r, w0, w1) };
-            add_group(acc, k, group, c)
-        };
+        unsafe { add_group(acc, k, group, c) };
         r = _mm256_add_ps(r, step);
         k += group;
     }
@@ -293,8 +355,8 @@ unsafe fn column_avx2(acc: &mut [f32], col0: &[f32], col1: &[f32], l: &Lane) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn column_weighted_avx2(acc: &mut [f32], col0: &[f32], col1: &[f32], l: &Lane, weights: &[f32]) {
     use std::arch::x86_64::*;
-    let split = vector_group(l.rk) == 4;
-    if vector_group(l.rk) == 0 || col0.len().min(col1.len()) < 10 || weights.len() < acc.len() {
+    let kind = lookup(l.rk);
+    if kind == Lookup::Scalar || col0.len().min(col1.len()) < 12 || weights.len() < acc.len() {
         return column_weighted_scalar(acc, col0, col1, l, weights, 0);
     }
     let group = 8;
@@ -307,10 +369,9 @@ unsafe fn column_weighted_avx2(acc: &mut [f32], col0: &[f32], col1: &[f32], l: &
     );
     let mut k = 0usize;
     while k + group <= acc.len() {
+        let c = contribution(kind, col0, col1, r, w0, w1);
         // SAFETY: AVX2 and FMA are enabled for this function; k + group <= acc.len() <= weights.len().
         unsafe {
-            let c =
-                if split { contribution8_split(col0, col1, r, w0, w1) } else { contribution8(col0, col1, r, w0, w1) };
             let c = _mm256_mul_ps(c, _mm256_loadu_ps(weights.as_ptr().add(k)));
             add_group(acc, k, group, c)
         };
@@ -326,16 +387,16 @@ unsafe fn column_weighted_avx2(acc: &mut [f32], col0: &[f32], col1: &[f32], l: &
 #[target_feature(enable = "avx2,fma")]
 unsafe fn column_n_avx2<const N: usize>(acc: &mut [f32], views: [(&[f32], &[f32], &Lane); N]) {
     use std::arch::x86_64::*;
-    let smallest = views.iter().map(|v| vector_group(v.2.rk)).min().unwrap_or(0);
-    let short = views.iter().any(|v| v.0.len().min(v.1.len()) < 10);
-    if smallest == 0 || short {
+    let scalar = views.iter().any(|v| lookup(v.2.rk) == Lookup::Scalar);
+    let short = views.iter().any(|v| v.0.len().min(v.1.len()) < 12);
+    if scalar || short {
         for v in views {
             // SAFETY: AVX2 and FMA are enabled for this function.
             unsafe { column_avx2(acc, v.0, v.1, v.2) };
         }
         return;
     }
-    let split: [bool; N] = std::array::from_fn(|i| vector_group(views[i].2.rk) == 4);
+    let kinds: [Lookup; N] = std::array::from_fn(|i| lookup(views[i].2.rk));
     let group = 8;
     let lanes = _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0);
     let w0: [__m256; N] = std::array::from_fn(|i| _mm256_set1_ps(views[i].2.w0));
@@ -348,14 +409,7 @@ unsafe fn column_n_avx2<const N: usize>(acc: &mut [f32], views: [(&[f32], &[f32]
         let mut v: Option<__m256> = None;
         for i in 0..N {
             let (c0, c1) = (views[i].0, views[i].1);
-            // SAFETY: AVX2 and FMA are enabled for this function.
-            let c = unsafe {
-                if split[i] {
-                    contribution8_split(c0, c1, r[i], w0[i], w1[i])
-                } else {
-                    contribution8(c0, c1, r[i], w0[i], w1[i])
-                }
-            };
+            let c = contribution(kinds[i], c0, c1, r[i], w0[i], w1[i]);
             v = Some(v.map_or(c, |v| _mm256_add_ps(v, c)));
             r[i] = _mm256_add_ps(r[i], step[i]);
         }
@@ -370,15 +424,30 @@ unsafe fn column_n_avx2<const N: usize>(acc: &mut [f32], views: [(&[f32], &[f32]
     }
 }
 
+/// ⌈x⌉ for x clamped to [−1, n + 1] (inline: without SSE4.1, `f64::ceil` is a library call,
+/// and this runs once per voxel column and view).
+#[inline(always)]
+fn ceil_clamped(x: f64, n: usize) -> f64 {
+    let x = x.clamp(-1.0, n as f64 + 1.0);
+    let t = x as i64 as f64;
+    if t < x {
+        t + 1.0
+    } else {
+        t
+    }
+}
+
 /// The k in [0, n) for which `0 <= r0 + rk·k < limit`.
+#[inline]
 pub(crate) fn k_range(r0: f64, rk: f64, limit: f64, n: usize) -> (usize, usize) {
     if rk.abs() < 1e-12 {
         return if r0 >= 0.0 && r0 < limit { (0, n) } else { (0, 0) };
     }
-    let (a, b) = ((0.0 - r0) / rk, (limit - r0) / rk);
+    let inv = 1.0 / rk;
+    let (a, b) = (-r0 * inv, (limit - r0) * inv);
     let (lo, hi) = (a.min(b), a.max(b));
-    let k_lo = lo.ceil().max(0.0);
-    let k_hi = (hi.ceil()).min(n as f64);
+    let k_lo = ceil_clamped(lo, n).max(0.0);
+    let k_hi = ceil_clamped(hi, n).min(n as f64);
     if k_hi <= k_lo {
         (0, 0)
     } else {
