@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use gantry_core::units::MU_WATER_60KEV_PER_MM;
 use gantry_core::{ProjectionStack, ScanGeometry, ScanProtocol, VolumeGeometry};
-use gantry_phantom::{project_analytic_aperture, Acquisition, Phantom};
+use gantry_phantom::{project_analytic_progress, Acquisition, Phantom};
 use gantry_recon::fdk::ConeHandling;
 use gantry_recon::wide_cone::ConeArtefactCorrection;
 use gantry_recon::{counts_to_line_integrals, fdk, mu_to_hu_volume, FdkOptions, Window};
@@ -305,8 +305,8 @@ pub(crate) fn acquire(
     aperture: [usize; 2],
     acq: Option<&Acquisition>,
 ) -> Result<ProjectionStack> {
-    let bar = progress::bar(1, "projecting");
-    let li = project_analytic_aperture(phantom, geometry, aperture[0], aperture[1]);
+    let bar = progress::bar(geometry.n_views() as u64, "projecting");
+    let li = project_analytic_progress(phantom, geometry, aperture[0], aperture[1], &|_| bar.inc(1));
     bar.finish_and_clear();
     match acq {
         None => Ok(li),

@@ -30,5 +30,5 @@ pub mod phantom;
 pub mod shapes;
 
 pub use acquisition::Acquisition;
-pub use phantom::{project_analytic, project_analytic_aperture, Phantom, Scene};
+pub use phantom::{project_analytic, project_analytic_aperture, project_analytic_progress, Phantom, Scene};
 pub use shapes::Shape;

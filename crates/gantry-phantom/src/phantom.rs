@@ -268,6 +268,19 @@ pub fn project_analytic_aperture(
     sub_u: usize,
     sub_v: usize,
 ) -> ProjectionStack {
+    project_analytic_progress(scene, geometry, sub_u, sub_v, &|_| {})
+}
+
+/// [`project_analytic_aperture`], calling `progress(views_done)` as views are finished (from
+/// any thread, in no particular order).
+pub fn project_analytic_progress(
+    scene: &dyn Scene,
+    geometry: &ScanGeometry,
+    sub_u: usize,
+    sub_v: usize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> ProjectionStack {
+    let done = std::sync::atomic::AtomicUsize::new(0);
     let mut stack = ProjectionStack::zeros(geometry.clone());
     let (su, sv) = (sub_u.max(1), sub_v.max(1));
     let offsets = |n: usize| -> Vec<f64> { (0..n).map(|i| (i as f64 + 0.5) / n as f64 - 0.5).collect() };
@@ -288,6 +301,7 @@ pub fn project_analytic_aperture(
             }
             *out = (sum * norm) as f32;
         }
+        progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
     });
     stack
 }

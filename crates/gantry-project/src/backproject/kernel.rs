@@ -219,7 +219,8 @@ unsafe fn contribution8_shifted(
     // SAFETY: n >= 12 (checked by the callers) and b + 11 <= n <= both lengths.
     let [c0, c1, c2] = unsafe {
         let (p0, p1) = (col0.as_ptr().add(b), col1.as_ptr().add(b));
-        let comb = |o: usize| _mm256_fmadd_ps(w1, _mm256_loadu_ps(p1.add(o)), _mm256_mul_ps(w0, _mm256_loadu_ps(p0.add(o))));
+        let comb =
+            |o: usize| _mm256_fmadd_ps(w1, _mm256_loadu_ps(p1.add(o)), _mm256_mul_ps(w0, _mm256_loadu_ps(p0.add(o))));
         [comb(0), comb(1), comb(2)]
     };
     let lo = _mm256_blend_ps::<0x01>(_mm256_permutevar8x32_ps(c1, idx), c0);
