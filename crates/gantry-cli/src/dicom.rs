@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use gantry_io::dicom::net::{echo, store_files, PeerAddress};
-use gantry_io::dicom::{read_series_volume, scan_folder, write_ct_series, DicomSeries, SeriesMeta};
+use gantry_io::dicom::{read_series_volume, scan_folder, write_ct_series, DicomSeries, FolderScan, SeriesMeta};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -98,6 +98,17 @@ fn pick<'a>(series: &'a [DicomSeries], which: Option<&str>, folder: &std::path::
     }
 }
 
+/// One line on stderr per file a folder scan left out (naming it and why), then the counts.
+fn report_left_out(scan: &FolderScan) {
+    for line in scan.left_out_lines() {
+        eprintln!("{line}");
+    }
+    let (n, u, d) = (scan.not_dicom.len(), scan.unreadable.len(), scan.duplicate_instances.len());
+    if n + u + d > 0 {
+        eprintln!("({n} files not DICOM, {u} unreadable, {d} duplicate instances left out)");
+    }
+}
+
 pub fn run(a: DicomArgs) -> Result<()> {
     match a.command {
         DicomCommand::Echo { peer, aet } => {
@@ -115,7 +126,9 @@ pub fn run(a: DicomArgs) -> Result<()> {
             let mut files = Vec::new();
             for p in &paths {
                 if p.is_dir() {
-                    for s in scan_folder(p)?.series {
+                    let scan = scan_folder(p)?;
+                    report_left_out(&scan);
+                    for s in scan.series {
                         files.extend(s.files);
                     }
                 } else if p.is_file() {
@@ -157,18 +170,13 @@ pub fn run(a: DicomArgs) -> Result<()> {
                     s.patient_study.study_instance_uid
                 );
             }
-            if !scan.not_dicom.is_empty() || !scan.duplicate_instances.is_empty() {
-                println!(
-                    "({} files not DICOM, {} duplicate instances left out)",
-                    scan.not_dicom.len(),
-                    scan.duplicate_instances.len()
-                );
-            }
+            report_left_out(&scan);
             Ok(())
         }
         DicomCommand::Import { folder, output, series, timing_json } => {
             let t = std::time::Instant::now();
             let scan = scan_folder(&folder)?;
+            report_left_out(&scan);
             let s = pick(&scan.series, series.as_deref(), &folder)?;
             let vol = read_series_volume(s)?;
             let read_s = t.elapsed().as_secs_f64();

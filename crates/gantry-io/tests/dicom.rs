@@ -100,6 +100,38 @@ fn ct_series_round_trip_keeps_geometry_and_hu() {
     assert_same_volume(&vol, &read_series_volume(&scan.series[0]).unwrap(), 0.51);
 }
 
+/// Files that cannot be read (truncated, a stray "DICM" header over garbage, no Series Instance
+/// UID) are left out of the scan one by one with their reason; the intact series beside them
+/// still reads.
+#[test]
+fn unreadable_files_are_left_out_with_their_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let vol = test_volume();
+    let paths = write_ct_series(&dir.path().join("good"), &vol, &meta(7)).unwrap();
+    let other = write_ct_series(&dir.path().join("other"), &vol, &meta(8)).unwrap();
+    let bytes = std::fs::read(&other[0]).unwrap();
+    std::fs::write(dir.path().join("truncated.dcm"), &bytes[..300]).unwrap();
+    let mut stray = vec![0u8; 128];
+    stray.extend_from_slice(b"DICM");
+    stray.extend((0..500u32).map(|i| (i * 37 % 251) as u8));
+    std::fs::write(dir.path().join("stray.dcm"), stray).unwrap();
+    remove(&other[1], tags::SERIES_INSTANCE_UID);
+    let scan = scan_folder(dir.path()).unwrap();
+    let reasons: Vec<String> = scan.left_out_lines();
+    assert_eq!(scan.unreadable.len(), 3, "{reasons:#?}");
+    let why = |name: &str| {
+        scan.unreadable.iter().find(|(p, _)| p.ends_with(name)).map(|(_, w)| w.clone()).unwrap_or_default()
+    };
+    assert!(why("truncated.dcm").contains("cannot be parsed"), "{reasons:#?}");
+    assert!(why("stray.dcm").contains("cannot be parsed"), "{reasons:#?}");
+    assert!(why(other[1].file_name().unwrap().to_str().unwrap()).contains("SeriesInstanceUID"), "{reasons:#?}");
+    assert!(reasons.iter().all(|l| l.starts_with("left out ")), "{reasons:#?}");
+    // Both series are listed (the damaged one without its two bad files); the intact one reads.
+    assert_eq!(scan.series.len(), 2);
+    let good = scan.series.iter().find(|s| s.files.len() == paths.len()).unwrap();
+    assert_same_volume(&vol, &read_series_volume(good).unwrap(), 0.51);
+}
+
 #[test]
 fn derived_series_copies_patient_and_study() {
     let dir = tempfile::tempdir().unwrap();
@@ -227,14 +259,21 @@ fn damaged_series_are_errors_that_name_file_attribute_and_value() {
     let e = read_err(dir.path());
     assert!(e.contains("PixelData (7FE0,0010) = (absent)"), "{e}");
 
-    // A truncated file: cut inside the pixel data, and cut inside the header.
+    // A truncated file: cut inside the pixel data (an error naming it), and cut inside the
+    // header (the scan leaves it out, naming it, and the series then misses that slice).
     for cut in [2000usize, 600] {
         let dir = tempfile::tempdir().unwrap();
         let paths = write_ct_series(dir.path(), &vol, &meta(13)).unwrap();
         let bytes = std::fs::read(&paths[5]).unwrap();
         std::fs::write(&paths[5], &bytes[..bytes.len().min(cut)]).unwrap();
         let e = read_err(dir.path());
-        assert!(e.contains("CT00006.dcm"), "cut at {cut}: {e}");
+        if cut == 600 {
+            let scan = scan_folder(dir.path()).unwrap();
+            assert!(scan.unreadable.len() == 1 && scan.unreadable[0].0.ends_with("CT00006.dcm"), "{scan:?}");
+            assert!(e.contains("1 slice(s) missing"), "cut at {cut}: {e}");
+        } else {
+            assert!(e.contains("CT00006.dcm"), "cut at {cut}: {e}");
+        }
     }
 }
 
@@ -717,7 +756,7 @@ fn multi_frame_12_bit_jpeg_extended_decodes() {
         let h = ((i * 7919 + j * 104_729 + k * 1_299_709) % 1000) as f32;
         (600.0 * (i as f32 * 0.9).sin() * (j as f32 * 1.3).cos() + 0.4 * h - 200.0).round()
     });
-    write_ct_series(&src, &Volume::new(g, textured).unwrap(), &meta(61)).unwrap();
+    write_ct_series(&src, &Volume::of(Quantity::Hounsfield, g, textured).unwrap(), &meta(61)).unwrap();
     let enhanced = dir.path().join("enhanced.dcm");
     let out =
         Command::new(&python).args(["-c", MAKE_ENHANCED]).arg(&src).arg(&enhanced).arg("static").output().unwrap();

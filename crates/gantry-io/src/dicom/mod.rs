@@ -36,6 +36,7 @@
 pub mod jpeg12;
 pub mod net;
 pub mod pet;
+mod pixels;
 pub mod read;
 pub mod uid;
 pub mod units;

@@ -1,5 +1,6 @@
 //! Reading DICOM: folders → series → volumes.
 
+use super::pixels::{self, SampleLayout};
 use super::write::PatientStudy;
 use super::{tag_name, text};
 use crate::error::{IoError, Result};
@@ -8,7 +9,7 @@ use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::mem::InMemDicomObject;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
-use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
+use dicom_pixeldata::PixelDecoder;
 use gantry_core::{Quantity, Volume, VolumeGeometry, VolumeSeries};
 use ndarray::Array3;
 use rayon::prelude::*;
@@ -41,6 +42,20 @@ pub struct FolderScan {
     pub not_dicom: Vec<PathBuf>,
     /// Files holding an instance already seen (same SOP Instance UID), left out.
     pub duplicate_instances: Vec<PathBuf>,
+    /// DICOM files left out because they cannot be read or do not name their series and
+    /// instance, each with the reason.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+impl FolderScan {
+    /// One line per file left out (not DICOM, unreadable, a second copy), naming the file and why.
+    pub fn left_out_lines(&self) -> Vec<String> {
+        let unreadable = self.unreadable.iter().map(|(p, why)| format!("left out {}: {why}", p.display()));
+        let duplicates =
+            self.duplicate_instances.iter().map(|p| format!("left out {}: a second copy of an instance", p.display()));
+        let not_dicom = self.not_dicom.iter().map(|p| format!("left out {}: not DICOM", p.display()));
+        unreadable.chain(duplicates).chain(not_dicom).collect()
+    }
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -127,28 +142,28 @@ pub fn scan_folder(dir: &Path) -> Result<FolderScan> {
         .collect();
     let mut by_series: BTreeMap<String, DicomSeries> = BTreeMap::new();
     let mut seen_instances = std::collections::HashSet::new();
+    // A file that cannot be read, or does not say which series and instance it is, is left out
+    // with its reason; the rest of the folder is read.
     for (path, h) in files.iter().zip(headers) {
-        let Some((path, obj)) = h? else {
-            scan.not_dicom.push(path.clone());
-            continue;
+        let (path, obj) = match h {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                scan.not_dicom.push(path.clone());
+                continue;
+            }
+            Err(e) => {
+                let why = e.to_string();
+                let why = why.strip_prefix(&format!("{}: ", path.display())).map(str::to_owned).unwrap_or(why);
+                scan.unreadable.push((path.clone(), why));
+                continue;
+            }
         };
         let series_uid = text(&obj, tags::SERIES_INSTANCE_UID);
-        if series_uid.is_empty() {
-            return Err(IoError::format(
-                &path,
-                tag_name(tags::SERIES_INSTANCE_UID),
-                "(absent)",
-                "every image must name its series",
-            ));
-        }
         let sop = text(&obj, tags::SOP_INSTANCE_UID);
-        if sop.is_empty() {
-            return Err(IoError::format(
-                &path,
-                tag_name(tags::SOP_INSTANCE_UID),
-                "(absent)",
-                "every instance must have a UID",
-            ));
+        if series_uid.is_empty() || sop.is_empty() {
+            let tag = if series_uid.is_empty() { tags::SERIES_INSTANCE_UID } else { tags::SOP_INSTANCE_UID };
+            scan.unreadable.push((path, format!("{} is absent: the file names no series or instance", tag_name(tag))));
+            continue;
         }
         if !seen_instances.insert(sop) {
             scan.duplicate_instances.push(path);
@@ -338,38 +353,25 @@ fn read_file(path: &Path) -> Result<Vec<Slice>> {
         None
     };
     let decoded;
-    // Full 16-bit samples convert straight from the decoded bytes (host order) in the rescale
-    // pass below; anything else (8 or 32 bits, fewer bits stored than allocated) through
-    // dicom-pixeldata's conversion.
-    let (shape, generic, bytes, signed): (Vec<usize>, Option<Vec<f32>>, &[u8], bool) = match own {
-        Some((shape, values)) => (shape, Some(values), &[], false),
+    // Everything else is decoded by dicom-pixeldata and its stored values taken from the
+    // decoded words by Bits Allocated/Stored, High Bit and Pixel Representation.
+    let (shape, values): (Vec<usize>, Vec<f32>) = match own {
+        Some(own) => own,
         None => {
             decoded = obj.decode_pixel_data().map_err(|e| {
                 IoError::format(path, tag_name(tags::PIXEL_DATA), "", format!("cannot be decoded: {e}"))
             })?;
-            let direct16 =
-                decoded.bits_allocated() == 16 && decoded.bits_stored() == 16 && decoded.samples_per_pixel() == 1;
-            let signed = decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
-            if direct16 {
-                let shape =
-                    vec![decoded.number_of_frames() as usize, decoded.rows() as usize, decoded.columns() as usize, 1];
-                if decoded.data().len() < shape.iter().product::<usize>() * 2 {
-                    return Err(IoError::format(
-                        path,
-                        tag_name(tags::PIXEL_DATA),
-                        format!("{} bytes", decoded.data().len()),
-                        format!("{} frames of {}×{} 16-bit samples need more: truncated", shape[0], shape[1], shape[2]),
-                    ));
-                }
-                (shape, None, decoded.data(), signed)
-            } else {
-                let raw = decoded
-                    .to_ndarray_with_options::<f32>(&ConvertOptions::new().with_modality_lut(ModalityLutOption::None))
-                    .map_err(|e| {
-                        IoError::format(path, tag_name(tags::PIXEL_DATA), "", format!("cannot be converted: {e}"))
-                    })?;
-                (raw.shape().to_vec(), Some(raw.iter().copied().collect()), &[], signed)
-            }
+            let layout = SampleLayout::new(
+                decoded.bits_allocated(),
+                decoded.bits_stored(),
+                decoded.high_bit(),
+                decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed,
+                path,
+            )?;
+            let shape =
+                vec![decoded.number_of_frames() as usize, decoded.rows() as usize, decoded.columns() as usize, 1];
+            let n = shape.iter().product::<usize>();
+            (shape, layout.values(decoded.data(), n, pixels::is_native(&ts), path)?)
         }
     };
     if shape[0] != n_frames {
@@ -382,7 +384,6 @@ fn read_file(path: &Path) -> Result<Vec<Slice>> {
     }
     let (rows, cols) = (shape[1], shape[2]);
     let per_frame = rows * cols;
-    let generic = generic.as_deref();
     // What the whole image says, for every frame.
     let tilt_deg = numbers(&obj, tags::GANTRY_DETECTOR_TILT, path)?.map(|v| v[0]);
     let quantity = image_quantity(&obj);
@@ -420,6 +421,7 @@ fn read_file(path: &Path) -> Result<Vec<Slice>> {
                 .unwrap_or(default))
         };
         let (slope, intercept) = (rescale(tags::RESCALE_SLOPE, 1.0)?, rescale(tags::RESCALE_INTERCEPT, 0.0)?);
+        pixels::check_rescale(slope, intercept, &name)?;
         let thickness =
             numbers(at(tags::PIXEL_MEASURES_SEQUENCE, tags::SLICE_THICKNESS), tags::SLICE_THICKNESS, &name)?;
         let frame_time = at(tags::FRAME_CONTENT_SEQUENCE, tags::FRAME_ACQUISITION_DATE_TIME);
@@ -430,16 +432,7 @@ fn read_file(path: &Path) -> Result<Vec<Slice>> {
         };
         let range = f * per_frame..(f + 1) * per_frame;
         let rescale = |v: f64| (v * slope + intercept) as f32;
-        let values: Vec<f32> = match generic {
-            Some(raw) => raw[range].iter().map(|&v| rescale(v as f64)).collect(),
-            None => bytes[range.start * 2..range.end * 2]
-                .chunks_exact(2)
-                .map(|b| {
-                    let b = [b[0], b[1]];
-                    rescale(if signed { i16::from_ne_bytes(b) as f64 } else { u16::from_ne_bytes(b) as f64 })
-                })
-                .collect(),
-        };
+        let values: Vec<f32> = values[range].iter().map(|&v| rescale(v as f64)).collect();
         out.push(Slice {
             path: name.clone(),
             rows,

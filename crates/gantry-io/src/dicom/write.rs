@@ -158,9 +158,18 @@ impl Elements {
     }
 }
 
-/// A decimal string of at most 16 characters (the DS limit) as close to `x` as that allows.
+/// A decimal string of at most 16 characters (the DS limit) as close to `x` as that allows. A
+/// value that is exactly an `f32` (a spacing read from NIfTI, a position computed in single
+/// precision) is written as that `f32`'s shortest decimal: 0.9, not 0.89999997615814.
 pub(crate) fn ds(x: f64) -> String {
     let x = if x == 0.0 { 0.0 } else { x }; // no "-0"
+    let single = x as f32;
+    if single.is_finite() && f64::from(single) == x {
+        let s = format!("{single}");
+        if s.len() <= 16 {
+            return s;
+        }
+    }
     let s = format!("{x}");
     if s.len() <= 16 {
         return s;
@@ -594,6 +603,11 @@ mod tests {
         }
         assert_eq!(ds(-0.0), "0");
         assert_eq!(ds(0.5), "0.5");
+        // Single-precision values keep their own shortest decimal, not float noise.
+        assert_eq!(ds(f64::from(0.9f32)), "0.9");
+        assert_eq!(ds(f64::from(-119.3f32)), "-119.3");
+        assert_eq!(ds(0.48828125), "0.48828125");
+        assert_eq!(ds(0.9), "0.9");
     }
 
     #[test]
