@@ -4,6 +4,7 @@
 //! on the built-in clinical scanner and head phantom (`gantry demo`). Progress bars appear on a
 //! terminal only; pipes and CI stay quiet.
 
+mod cardiac;
 mod demo;
 mod dicom;
 mod node;
@@ -51,6 +52,9 @@ enum Command {
     /// DICOM folders: list the series, import one into a volume file, export a volume as a CT
     /// series.
     Dicom(dicom::DicomArgs),
+    /// Cardiac CT: `gantry cardiac ecg INPUT --json OUT` analyses an ECG (R peaks, beat classes,
+    /// RR, heart rate).
+    Cardiac(cardiac::CardiacArgs),
     /// A DICOM node: answers C-ECHO, stores what C-STORE sends (atomically), until interrupted.
     Serve(dicom::ServeArgs),
     /// Print a scan protocol as TOML, to edit and pass to `gantry simulate --protocol`.
@@ -265,6 +269,7 @@ fn main() {
         Command::Dicom(a) => dicom::run(a),
         Command::Stroke(a) => stroke::run(a),
         Command::Serve(a) => dicom::serve(a),
+        Command::Cardiac(a) => cardiac::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

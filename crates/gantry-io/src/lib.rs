@@ -23,6 +23,7 @@
 
 pub mod atomic;
 pub mod dicom;
+pub mod ecg_csv;
 pub mod error;
 pub mod metaimage;
 pub mod nifti_io;
