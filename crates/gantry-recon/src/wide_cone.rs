@@ -178,6 +178,9 @@ fn cubic_weights(f: f32) -> [f32; 4] {
     [-0.5 * f3 + f2 - 0.5 * f, 1.5 * f3 - 2.5 * f2 + 1.0, -1.5 * f3 + 2.0 * f2 + 0.5 * f, 0.5 * f3 - 0.5 * f2]
 }
 
+/// One rebinned sample's Catmull–Rom taps: four source views, four source columns, their weights.
+type Taps = ([usize; 4], [usize; 4], [f32; 4], [f32; 4]);
+
 /// Parallel views `first .. first + n` rebinned from the fan views: `[view][row][t]`, each
 /// sample interpolated (Catmull–Rom) over the four nearest views and the four nearest columns.
 pub fn rebin_views(projections: &ProjectionStack, rebin: &Rebinning, first: usize, n: usize) -> Array3<f32> {
@@ -185,27 +188,43 @@ pub fn rebin_views(projections: &ProjectionStack, rebin: &Rebinning, first: usiz
     let g = &rebin.geometry;
     let (nv, nr, nc) = projections.data.dim();
     let mut out = Array3::<f32>::zeros((n, nr, g.n_t));
-    let data = projections.data.view();
+    let contiguous;
+    let data: &[f32] = match projections.data.as_slice() {
+        Some(d) => d,
+        None => {
+            contiguous = projections.data.as_standard_layout().into_owned();
+            contiguous.as_slice().expect("standard layout")
+        }
+    };
     out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(i, mut view)| {
         let theta = g.theta_rad[first + i];
-        for m in 0..g.n_t {
-            let (vf, c) = rebin.source_of(scan, theta, g.t_of(m as f64));
-            if !(c >= 0.0 && c <= (nc - 1) as f64) {
-                continue;
-            }
-            let (j, c0) = (vf.floor(), c.floor());
-            let (wv, wc) = (cubic_weights((vf - j) as f32), cubic_weights((c - c0) as f32));
-            let views: [usize; 4] = std::array::from_fn(|d| (j as i64 + d as i64 - 1).rem_euclid(nv as i64) as usize);
-            let cols: [usize; 4] = std::array::from_fn(|d| (c0 as i64 + d as i64 - 1).clamp(0, nc as i64 - 1) as usize);
-            for r in 0..nr {
+        // Each output column's 4 × 4 taps (source views and columns with their weights), then
+        // the rows one after another, so every source row is read along its length.
+        let taps: Vec<Option<Taps>> = (0..g.n_t)
+            .map(|m| {
+                let (vf, c) = rebin.source_of(scan, theta, g.t_of(m as f64));
+                if !(c >= 0.0 && c <= (nc - 1) as f64) {
+                    return None;
+                }
+                let (j, c0) = (vf.floor(), c.floor());
+                let (wv, wc) = (cubic_weights((vf - j) as f32), cubic_weights((c - c0) as f32));
+                let views = std::array::from_fn(|d| (j as i64 + d as i64 - 1).rem_euclid(nv as i64) as usize);
+                let cols = std::array::from_fn(|d| (c0 as i64 + d as i64 - 1).clamp(0, nc as i64 - 1) as usize);
+                Some((views, cols, wv, wc))
+            })
+            .collect();
+        for r in 0..nr {
+            let mut out_row = view.row_mut(r);
+            for (m, tap) in taps.iter().enumerate() {
+                let Some((views, cols, wv, wc)) = tap else { continue };
                 let mut sum = 0.0f32;
                 for (a, &jv) in views.iter().enumerate() {
-                    let row = data.slice(ndarray::s![jv, r, ..]);
+                    let row = &data[(jv * nr + r) * nc..(jv * nr + r + 1) * nc];
                     let along =
                         wc[0] * row[cols[0]] + wc[1] * row[cols[1]] + wc[2] * row[cols[2]] + wc[3] * row[cols[3]];
                     sum += wv[a] * along;
                 }
-                view[[r, m]] = sum;
+                out_row[m] = sum;
             }
         }
     });
