@@ -344,6 +344,10 @@ pub fn store_files(peer: &PeerAddress, calling_ae: &str, files: &[PathBuf]) -> R
             ));
             continue;
         };
+        if let Err(e) = super::guard::check_path(&it.path, false) {
+            report.failed.push((it.path.clone(), e.to_string()));
+            continue;
+        }
         let obj = dicom_object::open_file(&it.path)
             .map_err(|e| IoError::format(&it.path, "DICOM file", "", format!("cannot be read: {e}")))?;
         let ts = TransferSyntaxRegistry.get(pc.transfer_syntax.trim_end_matches('\0')).ok_or_else(|| {
@@ -735,6 +739,8 @@ fn store_instance(
     let Received { ts: ts_uid, class, instance, data } = *r;
     let ts =
         TransferSyntaxRegistry.get(ts_uid).ok_or((status::CANNOT_UNDERSTAND, format!("transfer syntax {ts_uid}")))?;
+    super::guard::check_data_set(Path::new(instance), data, ts_uid)
+        .map_err(|e| (status::CANNOT_UNDERSTAND, format!("data set is damaged: {e}")))?;
     let obj = InMemDicomObject::read_dataset_with_ts(data, ts)
         .map_err(|e| (status::CANNOT_UNDERSTAND, format!("data set does not parse: {e}")))?;
     let ds_instance = text(&obj, tags::SOP_INSTANCE_UID);

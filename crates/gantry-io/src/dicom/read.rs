@@ -122,6 +122,7 @@ fn required(obj: &InMemDicomObject, tag: Tag, n: usize, path: &Path) -> Result<V
 
 /// A file's meta information and data set up to (not including) its pixel data.
 pub(crate) fn open_header(path: &Path) -> Result<DefaultDicomObject> {
+    super::guard::check_path(path, true)?;
     OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
@@ -319,6 +320,7 @@ fn in_group<'a>(obj: &'a InMemDicomObject, f: Option<usize>, group: Tag, tag: Ta
 /// one (Enhanced CT and the like, whose frame positions, orientation, spacing, rescale and times
 /// come from the functional groups).
 fn read_file(path: &Path) -> Result<Vec<Slice>> {
+    super::guard::check_path(path, false)?;
     let obj = dicom_object::open_file(path).map_err(|e| {
         IoError::format(path, "DICOM data set", "", format!("cannot be read (truncated or damaged?): {e}"))
     })?;

@@ -14,6 +14,7 @@ use std::path::Path;
 
 /// Reads the ECG of a waveform file.
 pub fn read_ecg(path: &Path) -> Result<Ecg> {
+    super::guard::check_path(path, false)?;
     let obj = dicom_object::open_file(path)
         .map_err(|e| IoError::format(path, "DICOM data set", "", format!("cannot be read: {e}")))?;
     let missing = |tag: Tag| IoError::format(path, tag_name(tag), "(absent)", "is needed to read the waveform");
