@@ -302,6 +302,10 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             quiet_period_s: 10.0,
             destinations: Default::default(),
             rules: Vec::new(),
+            max_associations: crate::node::default_max_associations(),
+            idle_timeout_s: crate::node::default_idle_timeout(),
+            association_limit_s: crate::node::default_association_limit(),
+            max_instance_mb: crate::node::default_max_instance_mb(),
         },
     };
     crate::node::run(config)

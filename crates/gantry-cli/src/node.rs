@@ -35,6 +35,31 @@ pub struct NodeConfig {
     pub destinations: BTreeMap<String, String>,
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// Associations served at once; more connections are closed at once.
+    #[serde(default = "default_max_associations")]
+    pub max_associations: usize,
+    /// A peer silent this long (s) loses its association.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_s: f64,
+    /// An association open longer than this (s) is aborted.
+    #[serde(default = "default_association_limit")]
+    pub association_limit_s: f64,
+    /// A data set larger than this (MB) aborts its association.
+    #[serde(default = "default_max_instance_mb")]
+    pub max_instance_mb: f64,
+}
+
+pub(crate) fn default_max_associations() -> usize {
+    32
+}
+pub(crate) fn default_idle_timeout() -> f64 {
+    60.0
+}
+pub(crate) fn default_association_limit() -> f64 {
+    3600.0
+}
+pub(crate) fn default_max_instance_mb() -> f64 {
+    1024.0
 }
 
 fn default_ae() -> String {
@@ -172,6 +197,21 @@ fn run_pipeline(name: &str, rule: &str, input: &Path, output: &Path) -> Result<(
 pub fn run(config: NodeConfig) -> Result<()> {
     let mut scp_config = ScpConfig::new(&config.ae, &config.storage);
     scp_config.accepted_callers = config.allow.clone();
+    let positive = |name: &str, v: f64| -> Result<f64> {
+        if v.is_finite() && v > 0.0 {
+            Ok(v)
+        } else {
+            bail!("node config: {name} = {v}: must be a positive number")
+        }
+    };
+    if config.max_associations == 0 {
+        bail!("node config: max_associations = 0: must be at least 1");
+    }
+    scp_config.max_associations = config.max_associations;
+    scp_config.timeout = std::time::Duration::from_secs_f64(positive("idle_timeout_s", config.idle_timeout_s)?);
+    scp_config.association_limit =
+        std::time::Duration::from_secs_f64(positive("association_limit_s", config.association_limit_s)?);
+    scp_config.max_instance_bytes = (positive("max_instance_mb", config.max_instance_mb)? * 1e6) as usize;
     let index = Arc::new(Mutex::new(Index::default()));
     // What is already on disk.
     if config.storage.is_dir() {

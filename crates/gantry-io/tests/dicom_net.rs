@@ -202,6 +202,42 @@ fn malformed_pdus_and_dropped_transfers_cost_one_association_and_store_nothing()
     scp.stop();
 }
 
+/// Beyond `max_associations` a connection is closed at once; once the idle ones time out the
+/// node serves again; a data set over `max_instance_bytes` aborts its association and stores
+/// nothing.
+#[test]
+fn connections_beyond_the_cap_are_closed_and_oversized_data_sets_abort() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("s");
+    let (scp, peer) = start(&storage, |c| {
+        c.max_associations = 2;
+        c.timeout = Duration::from_millis(800);
+        c.max_instance_bytes = 4000;
+    });
+    // Two idle connections hold both places.
+    let idle: Vec<std::net::TcpStream> = (0..2).map(|_| std::net::TcpStream::connect(&peer.address).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(150));
+    let mut third = std::net::TcpStream::connect(&peer.address).unwrap();
+    third.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = third.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the third connection should be closed, not answered");
+    assert!(t.elapsed() < Duration::from_millis(700), "closed after {:?}", t.elapsed());
+    assert!(scp.stats.rejected.load(Ordering::Relaxed) >= 1);
+    // The idle ones time out; then the node answers again.
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(idle);
+    assert_eq!(echo(&peer, "ME").unwrap(), 0);
+    // A slice of 64 × 64 16-bit pixels is over 4000 bytes: refused by aborting, nothing stored.
+    let src = series(&dir.path().join("src"), 64, 1, 31);
+    let report = store_files(&peer, "ME", &src);
+    assert!(report.map(|r| r.stored).unwrap_or(0) == 0);
+    assert!(files(&storage).iter().all(|f| f.extension().is_none_or(|e| e != "dcm")), "{:?}", files(&storage));
+    scp.stop();
+}
+
 #[test]
 fn eight_concurrent_associations_of_200_instances_lose_and_double_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -393,6 +393,13 @@ pub struct ScpConfig {
     pub max_pdu_length: u32,
     /// A peer silent this long loses its association.
     pub timeout: Duration,
+    /// Associations served at once; a connection beyond them is closed at once (counted as
+    /// rejected, with a log line).
+    pub max_associations: usize,
+    /// An association open longer than this is aborted, however busy.
+    pub association_limit: Duration,
+    /// A data set larger than this (bytes, as received) aborts its association.
+    pub max_instance_bytes: usize,
 }
 
 impl ScpConfig {
@@ -403,6 +410,9 @@ impl ScpConfig {
             storage: storage.to_owned(),
             max_pdu_length: 65_536,
             timeout: Duration::from_secs(60),
+            max_associations: 32,
+            association_limit: Duration::from_secs(3600),
+            max_instance_bytes: 1 << 30,
         }
     }
 }
@@ -536,6 +546,16 @@ impl StoreScp {
             let Ok(socket) = conn else { continue };
             let (config, stats, on_stored) = (self.config.clone(), self.stats.clone(), self.on_stored.clone());
             workers.retain(|w| !w.is_finished());
+            if workers.len() >= self.config.max_associations {
+                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                let peer = socket.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
+                tracing::warn!(
+                    "connection from {peer} closed: {} associations already open (max_associations)",
+                    workers.len()
+                );
+                drop(socket);
+                continue;
+            }
             workers.push(std::thread::spawn(move || serve_association(socket, &config, &stats, on_stored.as_deref())));
         }
         for w in workers {
@@ -605,7 +625,15 @@ fn serve_association(socket: TcpStream, config: &ScpConfig, stats: &ScpStats, on
     let mut pending_command: Option<(u8, InMemDicomObject)> = None;
     let mut cmd_buf: Vec<u8> = Vec::new();
     let mut data_buf: Vec<u8> = Vec::new();
+    let started = std::time::Instant::now();
     loop {
+        if started.elapsed() > config.association_limit {
+            tracing::info!(
+                "association with {calling} ({peer}) aborted: open longer than {:?}",
+                config.association_limit
+            );
+            return abort_association(assoc, stats);
+        }
         let pdu = match assoc.receive() {
             Ok(p) => p,
             Err(e) => {
@@ -653,6 +681,13 @@ fn serve_association(socket: TcpStream, config: &ScpConfig, stats: &ScpStats, on
                             }
                         }
                         PDataValueType::Data => {
+                            if data_buf.len() + v.data.len() > config.max_instance_bytes {
+                                tracing::info!(
+                                    "association with {calling} ({peer}) aborted: a data set over {} bytes",
+                                    config.max_instance_bytes
+                                );
+                                return abort_association(assoc, stats);
+                            }
                             data_buf.extend_from_slice(&v.data);
                             if !v.is_last {
                                 continue;
