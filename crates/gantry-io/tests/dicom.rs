@@ -339,6 +339,12 @@ fn written_objects_pass_dciodvfy() {
     let dyn_paths = gantry_io::dicom::write_ct_dynamic_series(&dir.path().join("t"), &dynamic, &meta(23)).unwrap();
     let map = test_volume().map(|v| (v + 1000.0) / 40.0).with_quantity(Quantity::BloodFlow);
     let map_paths = write_ct_series(&dir.path().join("m"), &map, &cbf_meta(24)).unwrap();
+    // A map (not HU) and a derived series are DERIVED\SECONDARY; the reconstruction ORIGINAL.
+    let image_type =
+        |p: &Path| dicom_object::open_file(p).unwrap().element(tags::IMAGE_TYPE).unwrap().to_str().unwrap().to_string();
+    assert_eq!(image_type(&paths[0]), "ORIGINAL\\PRIMARY\\AXIAL");
+    assert_eq!(image_type(&more[0]), "DERIVED\\SECONDARY\\AXIAL");
+    assert_eq!(image_type(&map_paths[0]), "DERIVED\\SECONDARY\\AXIAL");
     for p in [&paths[0], &paths[8], &more[0], &sc, &dyn_paths[12], &map_paths[3]] {
         let out = Command::new(&dciodvfy).arg(p).output().unwrap();
         let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);

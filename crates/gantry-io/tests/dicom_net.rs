@@ -75,6 +75,21 @@ fn echo_and_store_round_trip_and_duplicates_replace() {
     assert_eq!(files(&storage).len(), 7);
     assert_eq!(scp.stats.duplicates.load(Ordering::Relaxed), 7);
     assert_eq!(scp.stats.stored.load(Ordering::Relaxed), 14);
+    // A copy of one instance whose pixel data were cut to half: refused, the good one kept.
+    let cut = dir.path().join("cut.dcm");
+    let mut obj = dicom_object::open_file(&src[3]).unwrap();
+    let bytes = obj.element(tags::PIXEL_DATA).unwrap().value().to_bytes().unwrap().to_vec();
+    obj.put(dicom_core::DataElement::new(
+        tags::PIXEL_DATA,
+        dicom_core::VR::OW,
+        dicom_core::PrimitiveValue::from(bytes[..bytes.len() / 2].to_vec()),
+    ));
+    obj.write_to_file(&cut).unwrap();
+    let report = store_files(&peer, "TESTSCU", &[cut]).unwrap();
+    assert_eq!(report.stored, 0, "{report:?}");
+    assert_eq!(scp.stats.refused_instances.load(Ordering::Relaxed), 1);
+    let again = read_series_volume(&scan_folder(&storage).unwrap().series[0]).unwrap();
+    assert_eq!(a, again, "the good instance is still there");
     scp.stop();
 }
 

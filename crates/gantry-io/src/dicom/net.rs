@@ -759,10 +759,34 @@ fn receive_instance(
         }
         Err((code, why)) => {
             stats.refused_instances.fetch_add(1, Ordering::Relaxed);
-            tracing::info!("{calling} ({peer}): instance {} not stored: {why}", r.instance);
+            tracing::warn!("{calling} ({peer}): instance {} not stored: {why}", r.instance);
             code
         }
     }
+}
+
+/// Why native pixel data are shorter than Rows × Columns × Samples × Frames × Bits Allocated
+/// say (a copy that would replace a good instance with a cut one), or None.
+fn short_native_pixels(obj: &InMemDicomObject, ts_uid: &str) -> Option<String> {
+    if !super::pixels::is_native(ts_uid) {
+        return None;
+    }
+    let pixels = obj.get(tags::PIXEL_DATA)?;
+    let have = pixels.value().to_bytes().ok()?.len();
+    let number = |tag| text(obj, tag).parse::<u64>().ok();
+    let (rows, cols) = (number(tags::ROWS)?, number(tags::COLUMNS)?);
+    let samples = number(tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+    let frames = number(tags::NUMBER_OF_FRAMES).unwrap_or(1);
+    let bits = number(tags::BITS_ALLOCATED)?;
+    let need = (rows * cols * samples * frames * bits).div_ceil(8);
+    (need > have as u64).then(|| {
+        format!(
+            "{} has {have} bytes where {} × {} × {samples} × {frames} samples of {bits} bits need {need}",
+            tag_name(tags::PIXEL_DATA),
+            rows,
+            cols
+        )
+    })
 }
 
 /// Checks a received data set and stores it atomically; Err gives the DIMSE status and why.
@@ -789,6 +813,9 @@ fn store_instance(
                 tag_name(tags::SOP_CLASS_UID)
             ),
         ));
+    }
+    if let Some(why) = short_native_pixels(&obj, ts_uid) {
+        return Err((status::CANNOT_UNDERSTAND, why));
     }
     let study = text(&obj, tags::STUDY_INSTANCE_UID);
     let series = text(&obj, tags::SERIES_INSTANCE_UID);

@@ -366,6 +366,15 @@ pub fn write_ct_dynamic_series(folder: &Path, series: &VolumeSeries, meta: &Seri
     write_ct_frames(folder, &series.geometry, series.quantity, series.data.view(), Some(&series.times_s), meta)
 }
 
+/// Image Type: DERIVED\SECONDARY for derived series and for values other than HU (maps),
+/// ORIGINAL\PRIMARY otherwise. Value 3 stays AXIAL for oblique and reformatted slices too: the
+/// CT Image IOD's defined terms are AXIAL and LOCALIZER (PS3.3 C.8.2.1.1.1), and dciodvfy warns
+/// on any other (REFORMATTED tried).
+fn image_type(derived: bool) -> Vec<String> {
+    let kind = if derived { ["DERIVED", "SECONDARY"] } else { ["ORIGINAL", "PRIMARY"] };
+    kind.into_iter().chain(["AXIAL"]).map(String::from).collect()
+}
+
 fn write_ct_frames(
     folder: &Path,
     g: &VolumeGeometry,
@@ -424,11 +433,7 @@ fn write_ct_frames(
     let d = g.direction;
     let iop = [d[0][0], d[1][0], d[2][0], d[0][1], d[1][1], d[2][1]];
     let normal = [d[0][2], d[1][2], d[2][2]];
-    let image_type: Vec<String> = if meta.derivation_description.is_some() {
-        vec!["DERIVED".into(), "SECONDARY".into(), "AXIAL".into()]
-    } else {
-        vec!["ORIGINAL".into(), "PRIMARY".into(), "AXIAL".into()]
-    };
+    let image_type = image_type(meta.derivation_description.is_some() || quantity != Quantity::Hounsfield);
     let n_frames = frames.shape()[0];
     let mut paths = Vec::with_capacity(n_frames * nz);
     for (t, k) in (0..n_frames).flat_map(|t| (0..nz).map(move |k| (t, k))) {
@@ -608,6 +613,12 @@ mod tests {
         assert_eq!(ds(f64::from(-119.3f32)), "-119.3");
         assert_eq!(ds(0.48828125), "0.48828125");
         assert_eq!(ds(0.9), "0.9");
+    }
+
+    #[test]
+    fn image_type_says_derived_for_derived_series() {
+        assert_eq!(image_type(false), ["ORIGINAL", "PRIMARY", "AXIAL"]);
+        assert_eq!(image_type(true), ["DERIVED", "SECONDARY", "AXIAL"]);
     }
 
     #[test]
