@@ -132,6 +132,26 @@ fn unreadable_files_are_left_out_with_their_reason() {
     assert_same_volume(&vol, &read_series_volume(good).unwrap(), 0.51);
 }
 
+/// Files without preamble and meta group (bare data sets) are read when they parse.
+#[test]
+fn bare_data_sets_without_a_meta_group_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let vol = test_volume();
+    let paths = write_ct_series(&dir.path().join("src"), &vol, &meta(9)).unwrap();
+    let bare = dir.path().join("bare");
+    std::fs::create_dir(&bare).unwrap();
+    for p in &paths {
+        let bytes = std::fs::read(p).unwrap();
+        // (0002,0000) UL, its value the length of the rest of the meta group.
+        assert_eq!(&bytes[132..138], &[0x02, 0x00, 0x00, 0x00, b'U', b'L']);
+        let group = u32::from_le_bytes([bytes[140], bytes[141], bytes[142], bytes[143]]) as usize;
+        std::fs::write(bare.join(p.file_name().unwrap()), &bytes[144 + group..]).unwrap();
+    }
+    let scan = scan_folder(&bare).unwrap();
+    assert!(scan.not_dicom.is_empty() && scan.unreadable.is_empty(), "{:?}", scan.left_out_lines());
+    assert_same_volume(&vol, &read_series_volume(&scan.series[0]).unwrap(), 0.51);
+}
+
 #[test]
 fn derived_series_copies_patient_and_study() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,8 @@
 //! Stored pixel values by the standard, against pydicom's: Bits Stored, High Bit and Pixel
 //! Representation applied (a signed 12-bit CT written without sign extension, an overlay bit
 //! above Bits Stored, pydicom's JPEG 2000 CT whose codestream says unsigned for signed data),
-//! and an impossible modality LUT (Rescale Slope 0) refused naming the attribute.
+//! a file without preamble and meta group (written by pydicom), and an impossible modality
+//! LUT (Rescale Slope 0) refused naming the attribute.
 
 use gantry_io::dicom::{read_series_volume, scan_folder};
 use std::path::Path;
@@ -18,6 +19,11 @@ out = sys.argv[1]
 def folder(name):
     d = os.path.join(out, name); os.makedirs(d); return d
 shutil.copy(get_testdata_file("J2K_pixelrep_mismatch.dcm"), os.path.join(folder("j2k"), "1.dcm"))
+# CT_small as a bare implicit-VR data set: no preamble, no meta group.
+bare = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+del bare.file_meta
+bare.preamble = None
+bare.save_as(os.path.join(folder("nometa"), "1.dcm"), implicit_vr=True, little_endian=True)
 base = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
 a = base.pixel_array.astype(np.int32)
 ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
@@ -33,8 +39,8 @@ ds.save_as(os.path.join(folder("overlay12"), "1.dcm"))
 ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
 ds.RescaleSlope = 0
 ds.save_as(os.path.join(folder("slope0"), "1.dcm"))
-for name in ["j2k", "signed12", "overlay12"]:
-    d = pydicom.dcmread(os.path.join(out, name, "1.dcm"))
+for name in ["j2k", "signed12", "overlay12", "nometa"]:
+    d = pydicom.dcmread(get_testdata_file("CT_small.dcm") if name == "nometa" else os.path.join(out, name, "1.dcm"))
     v = apply_rescale(d.pixel_array, d).astype("<f4")
     v.tofile(os.path.join(out, name + ".f32"))
 "#;
@@ -56,7 +62,10 @@ fn stored_values_match_pydicom(python_path: &Path) -> Result<(), String> {
     python(python_path, dir.path(), MAKE, &[out])?;
     // What reading them wrongly gives, for scale: j2k +6192 for −2000, signed12 +2072 for −2024
     // after the rescale, overlay12 up to +32768 too high.
-    for name in ["j2k", "signed12", "overlay12"] {
+    // nometa: pydicom's CT_small written by pydicom without preamble and meta group (implicit
+    // VR little endian). (pydicom's own no_meta.dcm starts with a stray byte; neither pydicom
+    // nor dcmtk reads it, and Gantry leaves it out as not DICOM.)
+    for name in ["j2k", "signed12", "overlay12", "nometa"] {
         let want = read_f32(&dir.path().join(format!("{name}.f32")))?;
         let got = read_folder(&dir.path().join(name))?;
         let got: Vec<f32> = got.data.iter().copied().collect();

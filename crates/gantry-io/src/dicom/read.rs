@@ -122,12 +122,65 @@ fn required(obj: &InMemDicomObject, tag: Tag, n: usize, path: &Path) -> Result<V
 
 /// A file's meta information and data set up to (not including) its pixel data.
 pub(crate) fn open_header(path: &Path) -> Result<DefaultDicomObject> {
-    super::guard::check_path(path, true)?;
-    OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| IoError::format(path, "DICOM data set", "", format!("cannot be parsed: {e}")))
+    open_object(path, true)
 }
+
+/// Whether a file without the "DICM" preamble starts like a bare data set: its first element a
+/// group-0008 tag (every image's data set begins there), in little endian.
+fn looks_like_bare_data_set(path: &Path) -> Result<bool> {
+    let mut f = std::fs::File::open(path).map_err(|e| IoError::io(path, e))?;
+    let mut head = [0u8; 8];
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => return Err(IoError::io(path, e)),
+        }
+    }
+    Ok(n == 8 && head[0] == 0x08 && head[1] == 0x00)
+}
+
+/// Opens a DICOM file, checked first ([`super::guard`]), whole or up to its pixel data. A file
+/// without preamble and meta group (an old or bare data set) is read when it parses as
+/// implicit or explicit VR little endian; the meta group is then made from its own SOP
+/// Class and Instance UIDs.
+pub(crate) fn open_object(path: &Path, header_only: bool) -> Result<DefaultDicomObject> {
+    if has_dicm_magic(path)? {
+        super::guard::check_path(path, header_only)?;
+        let options =
+            if header_only { OpenFileOptions::new().read_until(tags::PIXEL_DATA) } else { OpenFileOptions::new() };
+        return options
+            .open_file(path)
+            .map_err(|e| IoError::format(path, "DICOM data set", "", format!("cannot be parsed: {e}")));
+    }
+    let bytes = std::fs::read(path).map_err(|e| IoError::io(path, e))?;
+    let mut why = String::from("no meta group and not a bare data set");
+    for ts_uid in [IMPLICIT_VR_LE, EXPLICIT_VR_LE] {
+        if let Err(e) = super::guard::check_data_set(path, &bytes, ts_uid) {
+            why = e.to_string();
+            continue;
+        }
+        use dicom_encoding::TransferSyntaxIndex;
+        let ts = dicom_transfer_syntax_registry::TransferSyntaxRegistry.get(ts_uid).expect("built in");
+        let Ok(obj) = InMemDicomObject::read_dataset_with_ts(&bytes[..], ts) else { continue };
+        let (class, instance) = (text(&obj, tags::SOP_CLASS_UID), text(&obj, tags::SOP_INSTANCE_UID));
+        if class.is_empty() || instance.is_empty() {
+            continue;
+        }
+        let meta = dicom_object::meta::FileMetaTableBuilder::new()
+            .transfer_syntax(ts_uid)
+            .media_storage_sop_class_uid(class)
+            .media_storage_sop_instance_uid(instance);
+        return obj
+            .with_meta(meta)
+            .map_err(|e| IoError::format(path, "DICOM file meta", "", format!("cannot be made: {e}")));
+    }
+    Err(IoError::format(path, "DICOM data set", "(no meta group)", format!("cannot be parsed: {why}")))
+}
+
+const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
+const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
 
 /// Finds the DICOM series under `dir` (recursively), grouped by Series Instance UID.
 pub fn scan_folder(dir: &Path) -> Result<FolderScan> {
@@ -139,7 +192,13 @@ pub fn scan_folder(dir: &Path) -> Result<FolderScan> {
     let mut scan = FolderScan::default();
     let headers: Vec<Result<Option<(PathBuf, DefaultDicomObject)>>> = files
         .par_iter()
-        .map(|p| if has_dicm_magic(p)? { open_header(p).map(|o| Some((p.clone(), o))) } else { Ok(None) })
+        .map(|p| {
+            if has_dicm_magic(p)? || looks_like_bare_data_set(p)? {
+                open_header(p).map(|o| Some((p.clone(), o)))
+            } else {
+                Ok(None)
+            }
+        })
         .collect();
     let mut by_series: BTreeMap<String, DicomSeries> = BTreeMap::new();
     let mut seen_instances = std::collections::HashSet::new();
@@ -320,10 +379,7 @@ fn in_group<'a>(obj: &'a InMemDicomObject, f: Option<usize>, group: Tag, tag: Ta
 /// one (Enhanced CT and the like, whose frame positions, orientation, spacing, rescale and times
 /// come from the functional groups).
 fn read_file(path: &Path) -> Result<Vec<Slice>> {
-    super::guard::check_path(path, false)?;
-    let obj = dicom_object::open_file(path).map_err(|e| {
-        IoError::format(path, "DICOM data set", "", format!("cannot be read (truncated or damaged?): {e}"))
-    })?;
+    let obj = open_object(path, false)?;
     if obj.get(tags::PIXEL_DATA).is_none() {
         return Err(IoError::format(path, tag_name(tags::PIXEL_DATA), "(absent)", "an image needs its pixels"));
     }
