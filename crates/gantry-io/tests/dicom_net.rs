@@ -313,3 +313,48 @@ fn dcmtk_echoscu_and_storescu_talk_to_the_node() {
     assert_eq!(echo(&peer, "X").unwrap(), 0);
     scp.stop();
 }
+
+/// Conversion on send: RLE and JPEG-lossless files (made by dcmtk) sent to a node that accepts
+/// only uncompressed syntaxes arrive decompressed with the same pixels; a deflated file (dcmtk
+/// `dcmconv +td`) is sent uncompressed, never re-deflated; a file that cannot be read is
+/// reported by name while the others go.
+#[test]
+fn compressed_files_are_decompressed_for_a_peer_without_their_syntax() {
+    let (Some(dcmcrle), Some(dcmcjpeg), Some(dcmconv)) = (peer("dcmcrle"), peer("dcmcjpeg"), peer("dcmconv")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let src = series(&dir.path().join("src"), 32, 3, 41);
+    let original = read_series_volume(&scan_folder(&dir.path().join("src")).unwrap().series[0]).unwrap();
+    let conv = dir.path().join("conv");
+    std::fs::create_dir(&conv).unwrap();
+    let mut sent = Vec::new();
+    for (i, (tool, flag)) in [(&dcmcrle, None), (&dcmcjpeg, None), (&dcmconv, Some("+td"))].into_iter().enumerate() {
+        let out_path = conv.join(format!("{i}.dcm"));
+        let mut c = Command::new(tool);
+        if let Some(f) = flag {
+            c.arg(f);
+        }
+        let out = c.arg(&src[i]).arg(&out_path).output().unwrap();
+        assert!(out.status.success(), "{}: {}", tool.display(), String::from_utf8_lossy(&out.stderr));
+        sent.push(out_path);
+    }
+    let broken = conv.join("broken.dcm");
+    std::fs::write(&broken, &std::fs::read(&src[0]).unwrap()[..400]).unwrap();
+    sent.push(broken.clone());
+    let storage = dir.path().join("s");
+    let (scp, peer) = start(&storage, |c| {
+        c.transfer_syntaxes = Some(vec!["1.2.840.10008.1.2.1".into(), "1.2.840.10008.1.2".into()]);
+    });
+    let report = store_files(&peer, "ME", &sent).unwrap();
+    assert_eq!(report.stored, 3, "{report:?}");
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].0, broken, "{report:?}");
+    for f in files(&storage) {
+        let ts = dicom_object::open_file(&f).unwrap().meta().transfer_syntax().trim_end_matches('\0').to_string();
+        assert!(ts == "1.2.840.10008.1.2.1" || ts == "1.2.840.10008.1.2", "{}: {ts}", f.display());
+    }
+    let back = read_series_volume(&scan_folder(&storage).unwrap().series[0]).unwrap();
+    assert_eq!(back, original, "decompressed pixels differ");
+    scp.stop();
+}

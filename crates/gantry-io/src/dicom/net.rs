@@ -255,19 +255,62 @@ fn is_uncompressed(ts: &str) -> bool {
     matches!(ts, IMPLICIT_LE | EXPLICIT_LE | "1.2.840.10008.1.2.2")
 }
 
-/// C-STORE of DICOM files over one association (presentation contexts for every SOP class and
-/// transfer syntax among them; uncompressed files may go in any uncompressed syntax the peer
-/// accepts, compressed ones only in their own).
-pub fn store_files(peer: &PeerAddress, calling_ae: &str, files: &[PathBuf]) -> Result<StoreReport> {
-    struct Item {
-        path: PathBuf,
-        class: String,
-        instance: String,
-        ts: String,
+const DEFLATE: &str = "1.2.840.10008.1.2.1.99";
+
+/// The transfer syntaxes a file of syntax `ts` is offered in, best first: uncompressed and
+/// deflated files in any uncompressed syntax (deflate itself is never re-encoded: its output
+/// upsets peers); compressed files in their own syntax, then explicit VR little endian,
+/// decompressed on the way (lossless: nothing is ever compressed anew).
+fn offered(ts: &str) -> Vec<String> {
+    if is_uncompressed(ts) || ts == DEFLATE {
+        let mut v: Vec<String> = if is_uncompressed(ts) { vec![ts.to_string()] } else { Vec::new() };
+        v.extend([EXPLICIT_LE, IMPLICIT_LE].iter().filter(|t| **t != ts).map(|t| t.to_string()));
+        v
+    } else {
+        vec![ts.to_string(), EXPLICIT_LE.to_string()]
     }
+}
+
+/// One file to send.
+struct Item {
+    path: PathBuf,
+    class: String,
+    instance: String,
+    ts: String,
+}
+
+/// The data set of `it` encoded for presentation context `pc`: re-encoded between uncompressed
+/// syntaxes, decompressed when the peer took an uncompressed one for a compressed file.
+fn encode_for(it: &Item, pc_ts: &str) -> std::result::Result<Vec<u8>, String> {
+    super::guard::check_path(&it.path, false).map_err(|e| e.to_string())?;
+    let mut obj = super::read::open_object(&it.path, false).map_err(|e| e.to_string())?;
+    let ts = TransferSyntaxRegistry
+        .get(pc_ts)
+        .ok_or_else(|| format!("the peer accepted unknown transfer syntax {pc_ts}"))?;
+    if !(is_uncompressed(&it.ts) || it.ts == DEFLATE) && it.ts != pc_ts {
+        use dicom_pixeldata::Transcode;
+        obj.transcode(ts).map_err(|e| format!("cannot be decompressed from {} for the peer: {e}", it.ts))?;
+    }
+    let mut data = Vec::new();
+    obj.write_dataset_with_ts(&mut data, ts).map_err(|e| format!("cannot be encoded in {pc_ts}: {e}"))?;
+    Ok(data)
+}
+
+/// C-STORE of DICOM files over one association, presentation contexts for every SOP class and
+/// transfer syntax among them ([`offered`]). A file that cannot be read or encoded, or that the
+/// peer has no syntax for, is reported in [`StoreReport::failed`] with its path and why; the
+/// others go on. Only a failing association is an error.
+pub fn store_files(peer: &PeerAddress, calling_ae: &str, files: &[PathBuf]) -> Result<StoreReport> {
+    let mut report = StoreReport::default();
     let mut items = Vec::with_capacity(files.len());
     for p in files {
-        let obj = super::read::open_header(p)?;
+        let obj = match super::read::open_header(p) {
+            Ok(o) => o,
+            Err(e) => {
+                report.failed.push((p.clone(), e.to_string()));
+                continue;
+            }
+        };
         let meta = obj.meta();
         items.push(Item {
             path: p.clone(),
@@ -276,29 +319,14 @@ pub fn store_files(peer: &PeerAddress, calling_ae: &str, files: &[PathBuf]) -> R
             ts: meta.transfer_syntax().trim_end_matches('\0').to_string(),
         });
     }
-    let mut report = StoreReport::default();
     if items.is_empty() {
         return Ok(report);
     }
-    // One context per (class, compressed syntax), one per class for the uncompressed ones.
+    // One context per SOP class and list of offered syntaxes.
     let mut proposals: Vec<(String, Vec<String>)> = Vec::new();
     for it in &items {
-        let wanted: Vec<String> = if is_uncompressed(&it.ts) {
-            let mut v = vec![it.ts.clone()];
-            for t in [EXPLICIT_LE, IMPLICIT_LE] {
-                if t != it.ts {
-                    v.push(t.to_string());
-                }
-            }
-            v
-        } else {
-            vec![it.ts.clone()]
-        };
-        let key_uncompressed = is_uncompressed(&it.ts);
-        let exists = proposals
-            .iter()
-            .any(|(c, t)| c == &it.class && (t[0] == it.ts || (key_uncompressed && is_uncompressed(&t[0]))));
-        if !exists {
+        let wanted = offered(&it.ts);
+        if !proposals.iter().any(|(c, t)| c == &it.class && t == &wanted) {
             proposals.push((it.class.clone(), wanted));
         }
     }
@@ -324,53 +352,48 @@ pub fn store_files(peer: &PeerAddress, calling_ae: &str, files: &[PathBuf]) -> R
     let _ = assoc.inner_stream().set_nodelay(true);
     let accepted = assoc.presentation_contexts().to_vec();
     for (n, it) in items.iter().enumerate() {
-        let pc = accepted
-            .iter()
-            .find(|p| {
-                p.abstract_syntax.trim_end_matches('\0') == it.class
-                    && p.transfer_syntax.trim_end_matches('\0') == it.ts
+        let wanted = offered(&it.ts);
+        // The file's own syntax where the peer took it, else the first of the offered ones it took.
+        let pc = wanted.iter().find_map(|t| {
+            accepted.iter().find(|p| {
+                p.abstract_syntax.trim_end_matches('\0') == it.class && p.transfer_syntax.trim_end_matches('\0') == t
             })
-            .or_else(|| {
-                accepted.iter().find(|p| {
-                    p.abstract_syntax.trim_end_matches('\0') == it.class
-                        && is_uncompressed(&it.ts)
-                        && is_uncompressed(p.transfer_syntax.trim_end_matches('\0'))
-                })
-            });
+        });
         let Some(pc) = pc else {
             report.failed.push((
                 it.path.clone(),
-                format!("peer accepts no transfer syntax for SOP class {} in {}", it.class, it.ts),
+                format!(
+                    "the peer accepts no transfer syntax for SOP class {} in {} (offered: {})",
+                    it.class,
+                    it.ts,
+                    wanted.join(", ")
+                ),
             ));
             continue;
         };
-        if let Err(e) = super::guard::check_path(&it.path, false) {
-            report.failed.push((it.path.clone(), e.to_string()));
-            continue;
-        }
-        let obj = dicom_object::open_file(&it.path)
-            .map_err(|e| IoError::format(&it.path, "DICOM file", "", format!("cannot be read: {e}")))?;
-        let ts = TransferSyntaxRegistry.get(pc.transfer_syntax.trim_end_matches('\0')).ok_or_else(|| {
-            IoError::network(peer, format!("accepted unknown transfer syntax {}", pc.transfer_syntax))
-        })?;
-        let mut data = Vec::new();
-        obj.write_dataset_with_ts(&mut data, ts).map_err(|e| {
-            IoError::format(&it.path, "data set", "", format!("cannot be encoded in {}: {e}", ts.uid()))
-        })?;
+        let data = match encode_for(it, pc.transfer_syntax.trim_end_matches('\0')) {
+            Ok(d) => d,
+            Err(why) => {
+                report.failed.push((it.path.clone(), why));
+                continue;
+            }
+        };
         let id = (n % 65535 + 1) as u16;
         assoc
             .send(&command_pdu(pc.id, store_rq(id, &it.class, &it.instance)))
-            .map_err(|e| IoError::network(peer, format!("cannot send C-STORE: {e}")))?;
+            .map_err(|e| IoError::network(peer, format!("cannot send C-STORE of {}: {e}", it.path.display())))?;
         {
             let mut w = assoc.send_pdata(pc.id);
-            w.write_all(&data).map_err(|e| IoError::network(peer, format!("cannot send data set: {e}")))?;
-            w.finish().map_err(|e| IoError::network(peer, format!("cannot send data set: {e}")))?;
+            let sent = w.write_all(&data).and_then(|_| w.finish());
+            sent.map_err(|e| {
+                IoError::network(peer, format!("cannot send the data set of {}: {e}", it.path.display()))
+            })?;
         }
         let rsp = receive_response(&mut || assoc.receive(), peer)?;
         match command_u16(&rsp, tags::STATUS) {
             Some(status::SUCCESS) | Some(0xB000) | Some(0xB007) | Some(0xB006) => report.stored += 1,
-            Some(s) => report.failed.push((it.path.clone(), format!("peer answered status 0x{s:04X}"))),
-            None => report.failed.push((it.path.clone(), "response without a status".into())),
+            Some(s) => report.failed.push((it.path.clone(), format!("the peer answered status 0x{s:04X}"))),
+            None => report.failed.push((it.path.clone(), "the peer's response has no status".into())),
         }
     }
     let _ = assoc.release();
@@ -400,6 +423,8 @@ pub struct ScpConfig {
     pub association_limit: Duration,
     /// A data set larger than this (bytes, as received) aborts its association.
     pub max_instance_bytes: usize,
+    /// The transfer syntaxes accepted; None: every one this build decodes.
+    pub transfer_syntaxes: Option<Vec<String>>,
 }
 
 impl ScpConfig {
@@ -413,6 +438,7 @@ impl ScpConfig {
             max_associations: 32,
             association_limit: Duration::from_secs(3600),
             max_instance_bytes: 1 << 30,
+            transfer_syntaxes: None,
         }
     }
 }
@@ -594,7 +620,8 @@ fn serve_association(socket: TcpStream, config: &ScpConfig, stats: &ScpStats, on
         options = options.with_abstract_syntax(*class);
     }
     for ts in TransferSyntaxRegistry.iter() {
-        if !ts.is_unsupported() {
+        let allowed = config.transfer_syntaxes.as_ref().is_none_or(|list| list.iter().any(|t| t == ts.uid()));
+        if !ts.is_unsupported() && allowed {
             options = options.with_transfer_syntax(ts.uid());
         }
     }
