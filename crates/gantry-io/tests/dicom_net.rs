@@ -358,3 +358,29 @@ fn compressed_files_are_decompressed_for_a_peer_without_their_syntax() {
     assert_eq!(back, original, "decompressed pixels differ");
     scp.stop();
 }
+
+/// Every storage class is accepted: pydicom's RT Dose, RT Plan, RT Structure Set (a bare data
+/// set without meta group) and SR files, whose meta groups partly disagree with their data
+/// sets (the command names what the data set says), are all stored.
+#[test]
+fn rt_and_sr_objects_from_pydicom_are_stored() {
+    let python = match gantry_testkit::python_with(&["pydicom"]) {
+        Ok(p) => p,
+        Err(why) => {
+            assert!(!gantry_testkit::require_peers(), "{why}");
+            eprintln!("skipping: {why}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let code = "import pydicom.data as d\nfor n in ['rtdose.dcm', 'rtplan.dcm', 'rtstruct.dcm', 'test-SR.dcm']: print(d.get_testdata_file(n))";
+    let listed = gantry_testkit::python(&python, dir.path(), code, &[]).unwrap();
+    let sent: Vec<PathBuf> = listed.lines().map(PathBuf::from).collect();
+    assert_eq!(sent.len(), 4);
+    let storage = dir.path().join("s");
+    let (scp, peer) = start(&storage, |_| {});
+    let report = store_files(&peer, "ME", &sent).unwrap();
+    assert_eq!(report.stored, 4, "{report:?}");
+    assert_eq!(files(&storage).len(), 4);
+    scp.stop();
+}

@@ -39,6 +39,7 @@ pub mod net;
 pub mod pet;
 mod pixels;
 pub mod read;
+pub mod storage_classes;
 pub mod uid;
 pub mod units;
 pub mod waveform;

@@ -33,40 +33,11 @@ use std::time::Duration;
 /// The Verification SOP Class (C-ECHO).
 pub const VERIFICATION: &str = "1.2.840.10008.1.1";
 
-/// The storage SOP classes the provider accepts: CT, MR, PET and NM (single and enhanced),
-/// secondary capture, parametric maps, segmentations, structured reports, ECG waveforms,
-/// encapsulated PDF, presentation states, radiography and ultrasound.
-pub const STORAGE_SOP_CLASSES: &[&str] = &[
-    "1.2.840.10008.5.1.4.1.1.2",     // CT Image
-    "1.2.840.10008.5.1.4.1.1.2.1",   // Enhanced CT Image
-    "1.2.840.10008.5.1.4.1.1.2.2",   // Legacy Converted Enhanced CT Image
-    "1.2.840.10008.5.1.4.1.1.4",     // MR Image
-    "1.2.840.10008.5.1.4.1.1.4.1",   // Enhanced MR Image
-    "1.2.840.10008.5.1.4.1.1.128",   // PET Image
-    "1.2.840.10008.5.1.4.1.1.130",   // Enhanced PET Image
-    "1.2.840.10008.5.1.4.1.1.128.1", // Legacy Converted Enhanced PET Image
-    "1.2.840.10008.5.1.4.1.1.20",    // NM Image
-    "1.2.840.10008.5.1.4.1.1.7",     // Secondary Capture Image
-    "1.2.840.10008.5.1.4.1.1.7.2",   // Multi-frame Grayscale Byte SC
-    "1.2.840.10008.5.1.4.1.1.7.3",   // Multi-frame Grayscale Word SC
-    "1.2.840.10008.5.1.4.1.1.7.4",   // Multi-frame True Color SC
-    "1.2.840.10008.5.1.4.1.1.30",    // Parametric Map
-    "1.2.840.10008.5.1.4.1.1.66.4",  // Segmentation
-    "1.2.840.10008.5.1.4.1.1.66",    // Raw Data
-    "1.2.840.10008.5.1.4.1.1.88.11", // Basic Text SR
-    "1.2.840.10008.5.1.4.1.1.88.22", // Enhanced SR
-    "1.2.840.10008.5.1.4.1.1.88.33", // Comprehensive SR
-    "1.2.840.10008.5.1.4.1.1.88.34", // Comprehensive 3D SR
-    "1.2.840.10008.5.1.4.1.1.9.1.1", // 12-lead ECG Waveform
-    "1.2.840.10008.5.1.4.1.1.9.1.2", // General ECG Waveform
-    "1.2.840.10008.5.1.4.1.1.104.1", // Encapsulated PDF
-    "1.2.840.10008.5.1.4.1.1.11.1",  // Grayscale Softcopy Presentation State
-    "1.2.840.10008.5.1.4.1.1.1",     // Computed Radiography
-    "1.2.840.10008.5.1.4.1.1.1.1",   // Digital X-Ray (presentation)
-    "1.2.840.10008.5.1.4.1.1.12.1",  // X-Ray Angiographic
-    "1.2.840.10008.5.1.4.1.1.6.1",   // Ultrasound Image
-    "1.2.840.10008.5.1.4.1.1.3.1",   // Ultrasound Multi-frame
-];
+/// The storage SOP classes the provider accepts: every one of the standard's, retired included
+/// (see [`super::storage_classes`]).
+pub fn storage_sop_classes() -> &'static [&'static str] {
+    super::storage_classes::STORAGE_SOP_CLASSES
+}
 
 /// DIMSE status codes used here.
 pub mod status {
@@ -282,7 +253,7 @@ struct Item {
 /// The data set of `it` encoded for presentation context `pc`: re-encoded between uncompressed
 /// syntaxes, decompressed when the peer took an uncompressed one for a compressed file.
 fn encode_for(it: &Item, pc_ts: &str) -> std::result::Result<Vec<u8>, String> {
-    super::guard::check_path(&it.path, false).map_err(|e| e.to_string())?;
+    // Checked structurally before it is parsed (open_object runs the guard).
     let mut obj = super::read::open_object(&it.path, false).map_err(|e| e.to_string())?;
     let ts = TransferSyntaxRegistry
         .get(pc_ts)
@@ -312,10 +283,20 @@ pub fn store_files(peer: &PeerAddress, calling_ae: &str, files: &[PathBuf]) -> R
             }
         };
         let meta = obj.meta();
+        // The command names what the data set says it is (the meta group may disagree with it,
+        // as in some old files; the receiver checks the data set).
+        let or_meta = |tag, meta_value: &str| {
+            let v = text(&obj, tag);
+            if v.is_empty() {
+                meta_value.trim_end_matches('\0').to_string()
+            } else {
+                v
+            }
+        };
         items.push(Item {
             path: p.clone(),
-            class: meta.media_storage_sop_class_uid().trim_end_matches('\0').to_string(),
-            instance: meta.media_storage_sop_instance_uid().trim_end_matches('\0').to_string(),
+            class: or_meta(tags::SOP_CLASS_UID, meta.media_storage_sop_class_uid()),
+            instance: or_meta(tags::SOP_INSTANCE_UID, meta.media_storage_sop_instance_uid()),
             ts: meta.transfer_syntax().trim_end_matches('\0').to_string(),
         });
     }
@@ -616,7 +597,7 @@ fn serve_association(socket: TcpStream, config: &ScpConfig, stats: &ScpStats, on
         .read_timeout(config.timeout)
         .write_timeout(config.timeout)
         .with_abstract_syntax(VERIFICATION);
-    for class in STORAGE_SOP_CLASSES {
+    for class in storage_sop_classes() {
         options = options.with_abstract_syntax(*class);
     }
     for ts in TransferSyntaxRegistry.iter() {
@@ -893,6 +874,24 @@ fn store_instance(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_storage_class_of_the_standard_is_accepted() {
+        let classes = storage_sop_classes();
+        assert!(classes.len() > 150, "{}", classes.len());
+        for uid in [
+            "1.2.840.10008.5.1.4.1.1.2",     // CT Image
+            "1.2.840.10008.5.1.4.1.1.481.1", // RT Image
+            "1.2.840.10008.5.1.4.1.1.481.2", // RT Dose
+            "1.2.840.10008.5.1.4.1.1.88.67", // X-Ray Radiation Dose SR
+            "1.2.840.10008.5.1.4.1.1.88.59", // Key Object Selection Document
+            "1.2.840.10008.5.1.4.1.1.1.2",   // Digital Mammography X-Ray Image - For Presentation
+        ] {
+            assert!(classes.contains(&uid), "{uid}");
+        }
+        assert!(!classes.contains(&"1.2.840.10008.1.3.10"));
+        assert!(!classes.contains(&"1.2.840.10008.1.20.1"), "storage commitment is a service, not storage");
+    }
 
     #[test]
     fn commands_carry_their_group_length() {
