@@ -32,6 +32,22 @@ enum DicomCommand {
     },
     /// List the series in a folder (searched recursively).
     Ls { folder: PathBuf },
+    /// De-identify every series under a folder by the PS3.15 Basic Application Level
+    /// Confidentiality Profile into OUTPUT/<study>/<series>/<instance>.dcm: identifying
+    /// attributes replaced, emptied or removed, private elements removed, UIDs remapped
+    /// consistently from --key (the same key maps a UID the same way in every run).
+    Anonymise {
+        folder: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The secret the new UIDs and the patient pseudonym derive from; default a random one
+        /// (then only this run's files map consistently).
+        #[arg(long)]
+        key: Option<String>,
+        /// Keep dates and times (Retain Longitudinal Temporal Information with Full Dates).
+        #[arg(long)]
+        keep_dates: bool,
+    },
     /// Read a series from a folder into a volume file (.nii, .nii.gz, .mha), values in HU.
     Import {
         folder: PathBuf,
@@ -154,6 +170,26 @@ pub fn run(a: DicomArgs) -> Result<()> {
             if !report.failed.is_empty() {
                 bail!("{} instances were not stored", report.failed.len());
             }
+            Ok(())
+        }
+        DicomCommand::Anonymise { folder, output, key, keep_dates } => {
+            let key = match key {
+                Some(k) => k,
+                None => {
+                    let mut bytes = [0u8; 16];
+                    use std::io::Read;
+                    std::fs::File::open("/dev/urandom")
+                        .and_then(|mut f| f.read_exact(&mut bytes))
+                        .context("no --key given and no random source to make one")?;
+                    eprintln!("no --key: a random one was used, so only this run's files map consistently");
+                    bytes.iter().map(|b| format!("{b:02x}")).collect()
+                }
+            };
+            let options = gantry_io::dicom::anonymise::Options { key, keep_dates };
+            let scan = scan_folder(&folder)?;
+            report_left_out(&scan);
+            let written = gantry_io::dicom::anonymise::anonymise_folder(&folder, &output, &options)?;
+            eprintln!("wrote {} de-identified instances into {}", written.len(), output.display());
             Ok(())
         }
         DicomCommand::Ls { folder } => {

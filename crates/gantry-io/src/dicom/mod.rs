@@ -33,6 +33,7 @@
 //! write_ct_series("out".as_ref(), &vol, &meta).unwrap();
 //! ```
 
+pub mod anonymise;
 mod guard;
 pub mod jpeg12;
 pub mod net;
