@@ -33,7 +33,7 @@ enum DicomCommand {
     /// List the series in a folder (searched recursively).
     Ls { folder: PathBuf },
     /// De-identify every series under a folder by the PS3.15 Basic Application Level
-    /// Confidentiality Profile into OUTPUT/<study>/<series>/<instance>.dcm: identifying
+    /// Confidentiality Profile into OUTPUT/STUDY/SERIES/INSTANCE.dcm (new UIDs): identifying
     /// attributes replaced, emptied or removed, private elements removed, UIDs remapped
     /// consistently from --key (the same key maps a UID the same way in every run).
     Anonymise {
@@ -305,8 +305,8 @@ fn export_values(
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// A node configuration (TOML: ae, port, bind, storage, allow, quiet_period_s,
-    /// [destinations], [[rules]]); the other options are ignored when it is given.
+    /// A node configuration (TOML: ae, port, bind, storage, allow, quiet_period_s, the limits,
+    /// `[destinations]`, `[[rules]]`); the other options are ignored when it is given.
     #[arg(long)]
     config: Option<PathBuf>,
     /// This node's AE title.
@@ -317,7 +317,7 @@ pub struct ServeArgs {
     /// Address to listen on (loopback by default; 0.0.0.0 for every interface).
     #[arg(long, default_value = "127.0.0.1")]
     bind: String,
-    /// Where received instances are stored (STORAGE/<study>/<series>/<instance>.dcm).
+    /// Where received instances are stored (STORAGE/STUDY/SERIES/INSTANCE.dcm, by their UIDs).
     #[arg(long, default_value = "gantry-storage")]
     storage: PathBuf,
     /// A calling AE title allowed in (repeat for more); without it, any caller.

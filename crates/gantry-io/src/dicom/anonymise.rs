@@ -236,8 +236,8 @@ pub fn anonymise_file(input: &Path, output: &Path, options: &Options) -> Result<
     })
 }
 
-/// De-identifies every series under `input` into `output`/<new study>/<new series>/<new
-/// instance>.dcm; the paths written.
+/// De-identifies every series under `input` into `output/STUDY/SERIES/INSTANCE.dcm` (the new
+/// UIDs); the paths written.
 pub fn anonymise_folder(input: &Path, output: &Path, options: &Options) -> Result<Vec<PathBuf>> {
     let scan = super::scan_folder(input)?;
     let mut written = Vec::new();

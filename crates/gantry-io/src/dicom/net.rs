@@ -268,7 +268,9 @@ fn encode_for(it: &Item, pc_ts: &str) -> std::result::Result<Vec<u8>, String> {
 }
 
 /// C-STORE of DICOM files over one association, presentation contexts for every SOP class and
-/// transfer syntax among them ([`offered`]). A file that cannot be read or encoded, or that the
+/// transfer syntax among them (each file offered in its own syntax and, when that is
+/// compressed, in explicit VR little endian too; uncompressed and deflated files in the
+/// uncompressed syntaxes). A file that cannot be read or encoded, or that the
 /// peer has no syntax for, is reported in [`StoreReport::failed`] with its path and why; the
 /// others go on. Only a failing association is an error.
 pub fn store_files(peer: &PeerAddress, calling_ae: &str, files: &[PathBuf]) -> Result<StoreReport> {

@@ -78,19 +78,18 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// Up to the first `n` bytes of a file (fewer when it is shorter).
+fn head_of(path: &Path, n: usize) -> Result<Vec<u8>> {
+    let f = std::fs::File::open(path).map_err(|e| IoError::io(path, e))?;
+    let mut head = Vec::with_capacity(n);
+    f.take(n as u64).read_to_end(&mut head).map_err(|e| IoError::io(path, e))?;
+    Ok(head)
+}
+
 /// Whether the file starts with the 128-byte preamble and "DICM".
 fn has_dicm_magic(path: &Path) -> Result<bool> {
-    let mut f = std::fs::File::open(path).map_err(|e| IoError::io(path, e))?;
-    let mut head = [0u8; 132];
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) => return Err(IoError::io(path, e)),
-        }
-    }
-    Ok(n == 132 && &head[128..132] == b"DICM")
+    let head = head_of(path, 132)?;
+    Ok(head.len() == 132 && &head[128..132] == b"DICM")
 }
 
 fn numbers(obj: &InMemDicomObject, tag: Tag, path: &Path) -> Result<Option<Vec<f64>>> {
@@ -128,17 +127,8 @@ pub(crate) fn open_header(path: &Path) -> Result<DefaultDicomObject> {
 /// Whether a file without the "DICM" preamble starts like a bare data set: its first element a
 /// group-0008 tag (every image's data set begins there), in little endian.
 fn looks_like_bare_data_set(path: &Path) -> Result<bool> {
-    let mut f = std::fs::File::open(path).map_err(|e| IoError::io(path, e))?;
-    let mut head = [0u8; 8];
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) => return Err(IoError::io(path, e)),
-        }
-    }
-    Ok(n == 8 && head[0] == 0x08 && head[1] == 0x00)
+    let head = head_of(path, 8)?;
+    Ok(head.len() == 8 && head[0] == 0x08 && head[1] == 0x00)
 }
 
 /// Opens a DICOM file, checked first ([`super::guard`]), whole or up to its pixel data. A file
