@@ -214,7 +214,7 @@ pub fn run(args: StrokeArgs) -> Result<()> {
         d.core_ml,
         d.hypoperfused_ml,
         d.mismatch_ml,
-        d.mismatch_ratio.map(|r| format!("{r:.2}")).unwrap_or("∞".into()),
+        d.mismatch_ratio.map(|r| format!("{r:.2}")).unwrap_or("not defined (no core)".into()),
         d.affected_side.map(|s| format!("{s:?}").to_lowercase()).unwrap_or("none".into())
     );
     println!(
@@ -380,7 +380,7 @@ fn figure_lines(r: &StrokeResult, truth: Option<&BrainTruth>) -> Vec<String> {
             d.core_ml,
             d.hypoperfused_ml,
             d.mismatch_ml,
-            d.mismatch_ratio.map(|x| format!("{x:.1}")).unwrap_or("INF".into())
+            d.mismatch_ratio.map(|x| format!("{x:.1}")).unwrap_or("NOT DEFINED".into())
         ),
         format!(
             "TMAX>4S {:.0} ML  >8S {:.0} ML  >10S {:.0} ML   HIR {}   SIDE {}",

@@ -106,6 +106,51 @@ fn glyph(c: char) -> [u8; 7] {
     }
 }
 
+/// How a slice of a volume is drawn in radiological convention: the patient's right on the
+/// image's left, anterior at the top, whatever the storage order. Of the two in-slice voxel axes
+/// the one nearer the patient's left–right (LPS x) runs along the image columns, the other
+/// along its rows; each is reversed when it points to the patient's right or anterior.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Radiological {
+    /// Width and height of the drawn slice (pixels).
+    pub width: usize,
+    pub height: usize,
+    /// The voxel axis (0 = i, 1 = j) along the image columns, and whether it runs reversed.
+    col_axis: usize,
+    col_reversed: bool,
+    row_reversed: bool,
+}
+
+impl Radiological {
+    pub fn of(g: &gantry_core::VolumeGeometry) -> Radiological {
+        let d = g.direction;
+        // LPS component `c` of voxel axis `a`.
+        let comp = |c: usize, a: usize| d[c][a];
+        let col_axis = if comp(0, 0).abs() >= comp(0, 1).abs() { 0 } else { 1 };
+        let row_axis = 1 - col_axis;
+        let dims = [g.dims[0], g.dims[1]];
+        Radiological {
+            width: dims[col_axis],
+            height: dims[row_axis],
+            col_axis,
+            // Columns must run towards the patient's left (+x), rows towards posterior (+y).
+            col_reversed: comp(0, col_axis) < 0.0,
+            row_reversed: comp(1, row_axis) < 0.0,
+        }
+    }
+
+    /// The voxel (i, j) drawn at image column `x`, row `y`.
+    pub fn voxel(&self, x: usize, y: usize) -> (usize, usize) {
+        let a = if self.col_reversed { self.width - 1 - x } else { x };
+        let b = if self.row_reversed { self.height - 1 - y } else { y };
+        if self.col_axis == 0 {
+            (a, b)
+        } else {
+            (b, a)
+        }
+    }
+}
+
 /// The summary picture of a pipeline result; `lines` are the figures to print.
 pub fn render(r: &StrokeResult, lines: &[String]) -> Canvas {
     let [nz, ny, nx] = r.baseline.geometry.shape_zyx();
@@ -130,11 +175,14 @@ pub fn render(r: &StrokeResult, lines: &[String]) -> Canvas {
     let panels = slices.len().max(1);
     let plot_h = 180;
     let text_h = 18 * lines.len() + 16;
-    let mut c = Canvas::new(panels * nx, ny + plot_h + text_h);
+    let view = Radiological::of(&r.baseline.geometry);
+    let (pw, ph) = (view.width, view.height);
+    let mut c = Canvas::new(panels * pw, ph.max(ny) + plot_h + text_h);
     let base = r.baseline.data.as_slice().expect("standard layout");
     for (p, &k) in slices.iter().enumerate() {
-        for j in 0..ny {
-            for i in 0..nx {
+        for y in 0..ph {
+            for x in 0..pw {
+                let (i, j) = view.voxel(x, y);
                 let v = k * ny * nx + j * nx + i;
                 let g = ((base[v] as f64 - 0.0) / 80.0 * 255.0).clamp(0.0, 255.0) as u8;
                 let colour = if r.core[v] {
@@ -144,11 +192,17 @@ pub fn render(r: &StrokeResult, lines: &[String]) -> Canvas {
                 } else {
                     [g, g, g]
                 };
-                c.put(p * nx + i, j, colour);
+                c.put(p * pw + x, y, colour);
             }
         }
+        // Orientation letters: the patient's right on the left, anterior at the top.
+        let yellow = [255, 255, 0];
+        c.text(p * pw + 4, ph / 2, "R", 2, yellow);
+        c.text(p * pw + pw - 16, ph / 2, "L", 2, yellow);
+        c.text(p * pw + pw / 2 - 5, 24, "A", 2, yellow);
+        c.text(p * pw + pw / 2 - 5, ph - 18, "P", 2, yellow);
         c.text(
-            p * nx + 4,
+            p * pw + 4,
             4,
             &format!("Z {:.1} MM", r.baseline.geometry.position_mm(0.0, 0.0, k as f64)[2]),
             2,
@@ -183,7 +237,42 @@ pub fn render(r: &StrokeResult, lines: &[String]) -> Canvas {
     );
     c.text(x0 as usize, y0 as usize + 4, &format!("0 - {t_end:.0} S"), 2, [200, 200, 200]);
     for (n, l) in lines.iter().enumerate() {
-        c.text(8, ny + plot_h + 8 + 18 * n, l, 2, [255, 255, 255]);
+        c.text(8, ph.max(ny) + plot_h + 8 + 18 * n, l, 2, [255, 255, 255]);
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gantry_core::VolumeGeometry;
+
+    /// A lesion on the patient's left (LPS x > 0) is drawn on the image's right half, and an
+    /// anterior one (y < 0) on the top half, for LPS, RAS and flipped storage and for a
+    /// transposed one.
+    #[test]
+    fn the_patients_left_is_on_the_images_right_for_every_storage_order() {
+        let dirs: [[[f64; 3]; 3]; 4] = [
+            [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],   // LPS
+            [[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]], // RAS
+            [[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]], // x flipped, z flipped
+            [[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]],  // i along anterior, j along left
+        ];
+        for d in dirs {
+            let g = VolumeGeometry::new([40, 30, 4], [1.0, 1.0, 5.0], [0.0, 0.0, 0.0], d).unwrap();
+            let view = Radiological::of(&g);
+            // Where each image quadrant's pixel lies in the patient.
+            let at = |x: usize, y: usize| {
+                let (i, j) = view.voxel(x, y);
+                g.position_mm(i as f64, j as f64, 0.0)
+            };
+            let (w, h) = (view.width, view.height);
+            let left_edge = at(0, h / 2)[0];
+            let right_edge = at(w - 1, h / 2)[0];
+            assert!(right_edge > left_edge, "{d:?}: image right at x {right_edge}, left at {left_edge}");
+            let (top, bottom) = (at(w / 2, 0)[1], at(w / 2, h - 1)[1]);
+            assert!(top < bottom, "{d:?}: anterior must be up (top y {top}, bottom y {bottom})");
+            assert_eq!(w * h, 40 * 30);
+        }
+    }
 }
