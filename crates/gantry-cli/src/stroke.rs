@@ -254,6 +254,16 @@ fn mask_volume(template: &Volume, mask: &[bool]) -> Volume {
 }
 
 /// Writes every output; returns the DICOM files (to send).
+/// Who and what the summary shows: patient name and ID, study date, the source series.
+fn identity_line(meta: &SeriesMeta, source: Option<&DicomSeries>) -> String {
+    let p = &meta.patient_study;
+    let or_dash = |s: &str| if s.trim().is_empty() { "-".to_string() } else { s.trim().replace('^', " ") };
+    let date = &p.study_date;
+    let date = if date.len() == 8 { format!("{}-{}-{}", &date[..4], &date[4..6], &date[6..]) } else { or_dash(date) };
+    let series = source.map(|s| or_dash(&s.description)).unwrap_or_else(|| "synthetic brain".into());
+    format!("PATIENT {}  ID {}  STUDY {date}  SERIES {series}", or_dash(&p.patient_name), or_dash(&p.patient_id))
+}
+
 pub fn write_outputs(
     out: &Path,
     r: &StrokeResult,
@@ -313,7 +323,8 @@ pub fn write_outputs(
         });
         dicom_files.extend(write_ct_series(&out.join("dicom").join(name), &zero_nan(v), &meta)?);
     }
-    let lines = figure_lines(r, truth);
+    let mut lines = vec![identity_line(&base_meta, source)];
+    lines.extend(figure_lines(r, truth));
     let canvas = crate::summary::render(r, &lines);
     gantry_io::write_rgb_png(&out.join("summary.png"), canvas.width, canvas.height, &canvas.rgb)?;
     let mut sc_meta = base_meta.clone();
@@ -403,4 +414,21 @@ fn figure_lines(r: &StrokeResult, truth: Option<&BrainTruth>) -> Vec<String> {
         lines.push(format!("PHANTOM TRUTH: CORE {:.1} ML  TMAX>6S {:.1} ML", t.core_ml, t.tmax6_ml));
     }
     lines
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_patient_id_study_date_and_series() {
+        let mut meta = SeriesMeta::default();
+        meta.patient_study.patient_name = "Doe^Jane".into();
+        meta.patient_study.patient_id = "PID-7".into();
+        meta.patient_study.study_date = "20261204".into();
+        let line = identity_line(&meta, None);
+        assert_eq!(line, "PATIENT Doe Jane  ID PID-7  STUDY 2026-12-04  SERIES synthetic brain");
+        meta.patient_study.patient_name.clear();
+        assert!(identity_line(&meta, None).starts_with("PATIENT -  ID PID-7"));
+    }
 }

@@ -116,7 +116,7 @@ pub struct Radiological {
     pub width: usize,
     pub height: usize,
     /// The voxel axis (0 = i, 1 = j) along the image columns, and whether it runs reversed.
-    col_axis: usize,
+    pub col_axis: usize,
     col_reversed: bool,
     row_reversed: bool,
 }
@@ -194,6 +194,17 @@ pub fn render(r: &StrokeResult, lines: &[String]) -> Canvas {
                 };
                 c.put(p * pw + x, y, colour);
             }
+        }
+        // A 50 mm scale bar along the bottom left of the panel.
+        let mm_per_px = r.baseline.geometry.spacing_mm[view.col_axis];
+        let bar = (50.0 / mm_per_px).round() as usize;
+        if bar + 8 < pw {
+            let y = ph.saturating_sub(6) as f64;
+            let x0 = (p * pw + 6) as f64;
+            c.line((x0, y), (x0 + bar as f64, y), [255, 255, 255]);
+            c.line((x0, y - 4.0), (x0, y), [255, 255, 255]);
+            c.line((x0 + bar as f64, y - 4.0), (x0 + bar as f64, y), [255, 255, 255]);
+            c.text(p * pw + 8, ph.saturating_sub(24), "50 MM", 1, [255, 255, 255]);
         }
         // Orientation letters: the patient's right on the left, anterior at the top.
         let yellow = [255, 255, 0];
