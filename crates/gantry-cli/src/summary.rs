@@ -177,7 +177,11 @@ pub fn render(r: &StrokeResult, lines: &[String]) -> Canvas {
     let text_h = 18 * lines.len() + 16;
     let view = Radiological::of(&r.baseline.geometry);
     let (pw, ph) = (view.width, view.height);
-    let mut c = Canvas::new(panels * pw, ph.max(ny) + plot_h + text_h);
+    // Below the slices: CBF, CBV, MTT and Tmax of the slice with the most Tmax > 6 s tissue (the
+    // first shown otherwise), each with its colour bar; then the curves, then the figures.
+    let maps_top = ph;
+    let plot_top = 2 * ph + MAP_BAR_H;
+    let mut c = Canvas::new(panels.max(4) * pw, plot_top + plot_h + text_h);
     let base = r.baseline.data.as_slice().expect("standard layout");
     for (p, &k) in slices.iter().enumerate() {
         for y in 0..ph {
@@ -221,7 +225,11 @@ pub fn render(r: &StrokeResult, lines: &[String]) -> Canvas {
         );
     }
     // Curves: arterial red, venous blue, on a common scale.
-    let (x0, y0, w, h) = (40.0, (ny + plot_h - 20) as f64, (c.width as f64 - 60.0).max(50.0), (plot_h - 40) as f64);
+    let key = per_slice.iter().filter(|s| slices.contains(&s.0)).max_by_key(|s| (s.1, std::cmp::Reverse(s.0)));
+    let key = key.map(|s| s.0).or(slices.first().copied()).unwrap_or(0);
+    draw_maps(&mut c, r, &view, key, maps_top);
+    let (x0, y0, w, h) =
+        (40.0, (plot_top + plot_h - 20) as f64, (c.width as f64 - 60.0).max(50.0), (plot_h - 40) as f64);
     c.line((x0, y0), (x0 + w, y0), [200, 200, 200]);
     c.line((x0, y0), (x0, y0 - h), [200, 200, 200]);
     let t_end = r.times_s.last().copied().unwrap_or(1.0).max(1e-6);
@@ -248,9 +256,65 @@ pub fn render(r: &StrokeResult, lines: &[String]) -> Canvas {
     );
     c.text(x0 as usize, y0 as usize + 4, &format!("0 - {t_end:.0} S"), 2, [200, 200, 200]);
     for (n, l) in lines.iter().enumerate() {
-        c.text(8, ph.max(ny) + plot_h + 8 + 18 * n, l, 2, [255, 255, 255]);
+        c.text(8, plot_top + plot_h + 8 + 18 * n, l, 2, [255, 255, 255]);
     }
     c
+}
+
+/// Height of the colour bars and their labels under the map panels (pixels).
+const MAP_BAR_H: usize = 34;
+
+/// The maps drawn on the summary: name, display range and unit as printed.
+const MAPS: [(&str, f64, &str); 4] =
+    [("CBF", 60.0, "ML/100G/MIN"), ("CBV", 6.0, "ML/100G"), ("MTT", 16.0, "S"), ("TMAX", 12.0, "S")];
+
+/// A colour for `t` in [0, 1]: black through blue, cyan, green, yellow and red to white.
+fn colour_map(t: f64) -> [u8; 3] {
+    const ANCHORS: [(f64, [f64; 3]); 7] = [
+        (0.0, [0.0, 0.0, 0.0]),
+        (0.15, [40.0, 0.0, 140.0]),
+        (0.35, [0.0, 100.0, 255.0]),
+        (0.55, [0.0, 220.0, 120.0]),
+        (0.75, [255.0, 230.0, 0.0]),
+        (0.9, [255.0, 60.0, 0.0]),
+        (1.0, [255.0, 255.0, 255.0]),
+    ];
+    let t = t.clamp(0.0, 1.0);
+    let k = ANCHORS.iter().position(|a| a.0 >= t).unwrap_or(ANCHORS.len() - 1).max(1);
+    let ((t0, c0), (t1, c1)) = (ANCHORS[k - 1], ANCHORS[k]);
+    let f = if t1 > t0 { (t - t0) / (t1 - t0) } else { 0.0 };
+    std::array::from_fn(|i| (c0[i] + f * (c1[i] - c0[i])).round() as u8)
+}
+
+/// CBF, CBV, MTT and Tmax of slice `k`, side by side from `top`, in radiological convention,
+/// each with a colour bar labelled with its range and unit (black outside tissue).
+fn draw_maps(c: &mut Canvas, r: &StrokeResult, view: &Radiological, k: usize, top: usize) {
+    let [_, ny, nx] = r.baseline.geometry.shape_zyx();
+    let (pw, ph) = (view.width, view.height);
+    let volumes = [&r.maps.cbf, &r.maps.cbv, &r.maps.mtt, &r.maps.tmax];
+    for (p, ((name, max, unit), vol)) in MAPS.iter().zip(volumes).enumerate() {
+        let Some(data) = vol.data.as_slice() else { continue };
+        for y in 0..ph {
+            for x in 0..pw {
+                let (i, j) = view.voxel(x, y);
+                let v = data[k * ny * nx + j * nx + i];
+                let colour = if v.is_finite() { colour_map(v as f64 / max) } else { [0, 0, 0] };
+                c.put(p * pw + x, top + y, colour);
+            }
+        }
+        let z = r.baseline.geometry.position_mm(0.0, 0.0, k as f64)[2];
+        c.text(p * pw + 4, top + 4, &format!("{name}  Z {z:.1} MM"), 2, [255, 255, 255]);
+        let (bx, by, bw) = (p * pw + 10, top + ph + 4, pw.saturating_sub(20));
+        for x in 0..bw {
+            let colour = colour_map(x as f64 / bw.max(1) as f64);
+            for y in 0..10 {
+                c.put(bx + x, by + y, colour);
+            }
+        }
+        c.text(bx, by + 14, "0", 2, [200, 200, 200]);
+        let label = format!("{max:.0} {unit}");
+        c.text((bx + bw).saturating_sub(12 * label.len()), by + 14, &label, 2, [200, 200, 200]);
+    }
 }
 
 #[cfg(test)]
@@ -285,5 +349,14 @@ mod tests {
             assert!(top < bottom, "{d:?}: anterior must be up (top y {top}, bottom y {bottom})");
             assert_eq!(w * h, 40 * 30);
         }
+    }
+
+    #[test]
+    fn the_colour_map_runs_from_black_to_white_through_its_anchors() {
+        assert_eq!(colour_map(0.0), [0, 0, 0]);
+        assert_eq!(colour_map(1.0), [255, 255, 255]);
+        assert_eq!(colour_map(0.75), [255, 230, 0]);
+        assert_eq!(colour_map(-1.0), [0, 0, 0]);
+        assert_eq!(colour_map(f64::INFINITY), [255, 255, 255]);
     }
 }
