@@ -335,13 +335,12 @@ fn slice_cmd(a: SliceArgs) -> Result<()> {
         }
         _ => vol,
     };
-    let (nz, ny, nx) = vol.data.dim();
-    let (plane, n) = match a.plane {
-        PlaneArg::Axial => (gantry_io::Plane::Axial, nz),
-        PlaneArg::Coronal => (gantry_io::Plane::Coronal, ny),
-        PlaneArg::Sagittal => (gantry_io::Plane::Sagittal, nx),
+    let plane = match a.plane {
+        PlaneArg::Axial => gantry_io::Plane::Axial,
+        PlaneArg::Coronal => gantry_io::Plane::Coronal,
+        PlaneArg::Sagittal => gantry_io::Plane::Sagittal,
     };
-    let index = a.index.unwrap_or(n / 2);
+    let index = a.index.unwrap_or(gantry_io::png_slices::slices_in(&vol, plane) / 2);
     gantry_io::write_slice_png(&a.output, &vol, plane, index, a.window[0], a.window[1])?;
     eprintln!("wrote {}", a.output.display());
     Ok(())
