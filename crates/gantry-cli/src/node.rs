@@ -93,14 +93,22 @@ pub struct Rule {
     #[serde(default)]
     pub min_instances: usize,
     /// The pipeline to run: `copy` (the series read into a volume and written back as a
-    /// derived series; a check of the whole chain) or `stroke` (CT perfusion: map series and
-    /// the summary Secondary Capture).
+    /// derived series; a check of the whole chain), `stroke` (CT perfusion: map series and
+    /// the summary Secondary Capture) or `anonymise` (the series de-identified by the PS3.15
+    /// basic profile, with `key`).
     pub pipeline: String,
     /// A key of `destinations`.
     pub send_to: String,
+    /// For `anonymise`: the secret the new UIDs and pseudonyms derive from (required there, so
+    /// that every series of a study maps the same way).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// For `anonymise`: keep dates and times (the Retain Full Dates option).
+    #[serde(default)]
+    pub keep_dates: bool,
 }
 
-const PIPELINES: &[&str] = &["copy", "stroke"];
+const PIPELINES: &[&str] = &["copy", "stroke", "anonymise"];
 
 impl NodeConfig {
     pub fn read(path: &Path) -> Result<NodeConfig> {
@@ -120,6 +128,12 @@ impl NodeConfig {
         for r in &self.rules {
             if !PIPELINES.contains(&r.pipeline.as_str()) {
                 bail!("rule {:?}: pipeline = {:?}: choose one of {PIPELINES:?}", r.name, r.pipeline);
+            }
+            if r.pipeline == "anonymise" && r.key.as_deref().is_none_or(|k| k.trim().is_empty()) {
+                bail!(
+                    "rule {:?}: pipeline \"anonymise\" needs key = \"…\" (the secret UIDs are remapped with)",
+                    r.name
+                );
             }
             if !self.destinations.contains_key(&r.send_to) {
                 bail!(
@@ -170,9 +184,16 @@ impl Rule {
     }
 }
 
-/// Runs a pipeline on the series in `input`, writing its results into `output`.
-fn run_pipeline(name: &str, rule: &str, input: &Path, output: &Path) -> Result<()> {
+/// Runs a rule's pipeline on the series in `input`, writing its results into `output`.
+fn run_pipeline(r: &Rule, input: &Path, output: &Path) -> Result<()> {
+    let (name, rule) = (r.pipeline.as_str(), r.name.as_str());
     match name {
+        "anonymise" => {
+            let key = r.key.clone().context("anonymise needs a key")?;
+            let options = gantry_io::dicom::anonymise::Options { key, keep_dates: r.keep_dates };
+            gantry_io::dicom::anonymise::anonymise_folder(input, output, &options)?;
+            Ok(())
+        }
         "copy" => {
             let scan = scan_folder(input)?;
             let series = scan.series.first().context("no series in the folder")?;
@@ -289,7 +310,7 @@ pub fn run(config: NodeConfig) -> Result<()> {
                     if out.exists() {
                         std::fs::remove_dir_all(&out)?;
                     }
-                    run_pipeline(&rule.pipeline, &rule.name, &state.folder, &out)?;
+                    run_pipeline(rule, &state.folder, &out)?;
                     let files: Vec<PathBuf> = scan_folder(&out)?.series.into_iter().flat_map(|s| s.files).collect();
                     let dest = PeerAddress::parse(&config.destinations[&rule.send_to])?;
                     let report = store_files(&dest, &config.ae, &files)?;

@@ -192,7 +192,8 @@ fn a_rule_runs_its_pipeline_on_a_complete_series_and_sends_the_results() {
         format!(
             "ae = \"NODE\"\nport = 0\nstorage = \"node\"\nquiet_period_s = 0.5\n[destinations]\npacs = \"{pacs_addr}\"\n\
              [[rules]]\nname = \"check\"\nmodality = \"CT\"\npipeline = \"copy\"\nsend_to = \"pacs\"\n\
-             [[rules]]\nname = \"never\"\nmodality = \"PT\"\npipeline = \"copy\"\nsend_to = \"pacs\"\n"
+             [[rules]]\nname = \"never\"\nmodality = \"PT\"\npipeline = \"copy\"\nsend_to = \"pacs\"\n\
+             [[rules]]\nname = \"anon\"\nmodality = \"CT\"\npipeline = \"anonymise\"\nkey = \"k\"\nsend_to = \"pacs\"\n"
         ),
     )
     .unwrap();
@@ -204,7 +205,9 @@ fn a_rule_runs_its_pipeline_on_a_complete_series_and_sends_the_results() {
     while t.elapsed() < std::time::Duration::from_secs(30) {
         if d.join("pacs").is_dir() {
             listing = ok(&["dicom", "ls", "pacs"]);
-            if listing.contains("check: copy") && listing.contains("5 images") {
+            let recorded = std::fs::read_to_string(d.join("node/index.json"))
+                .is_ok_and(|t| t.contains("\"check\": \"sent") && t.contains("\"anon\": \"sent"));
+            if listing.contains("check: copy") && listing.contains("patient ANON") && recorded {
                 break;
             }
         }
@@ -214,6 +217,11 @@ fn a_rule_runs_its_pipeline_on_a_complete_series_and_sends_the_results() {
     pacs.kill().unwrap();
     let _ = (node.wait(), pacs.wait());
     assert!(listing.contains("check: copy") && listing.contains("5 images"), "{listing}");
+    // The anonymise rule sent a de-identified copy: a pseudonym, not the patient's ID.
+    assert!(
+        listing.contains("patient ANON") && listing.lines().filter(|l| l.contains("GANTRY0001")).count() == 1,
+        "{listing}"
+    );
     let index = json(&d.join("node/index.json"));
     let series = index.as_object().unwrap();
     assert_eq!(series.len(), 1, "{index}");
@@ -221,8 +229,11 @@ fn a_rule_runs_its_pipeline_on_a_complete_series_and_sends_the_results() {
     assert_eq!(s["instances"], 5);
     assert!(s["results"]["check"].as_str().unwrap().starts_with("sent 5 instances"), "{index}");
     assert!(s["results"].get("never").is_none(), "a PT rule must not take a CT series: {index}");
-    // What came back is the series it was made from.
-    ok(&["dicom", "import", "pacs", "-o", "back.mha"]);
+    assert!(s["results"]["anon"].as_str().unwrap().starts_with("sent 5 instances"), "{index}");
+    // What came back is the series it was made from (the copy: the first series listed that
+    // still names the patient).
+    let n = listing.lines().find(|l| l.contains("check: copy")).and_then(|l| l.split_whitespace().next()).unwrap();
+    ok(&["dicom", "import", "pacs", "--series", n, "-o", "back.mha"]);
     let a = gantry_io::read_volume(&d.join("head.mha")).unwrap();
     let b = gantry_io::read_volume(&d.join("back.mha")).unwrap();
     let max = a.data.iter().zip(b.data.iter()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
@@ -241,6 +252,13 @@ fn a_bad_node_configuration_names_the_field() {
     assert!(!out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("pipeline = \"nope\""), "{e}");
+    std::fs::write(
+        dir.path().join("n.toml"),
+        "[destinations]\npacs = \"P@127.0.0.1:1\"\n[[rules]]\nname = \"a\"\npipeline = \"anonymise\"\nsend_to = \"pacs\"\n",
+    )
+    .unwrap();
+    let out = gantry().args(["serve", "--config", "n.toml"]).current_dir(dir.path()).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs key"), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::write(dir.path().join("n.toml"), "quiet_period_s = -1\n").unwrap();
     let out = gantry().args(["serve", "--config", "n.toml"]).current_dir(dir.path()).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("quiet_period_s = -1"));
