@@ -9,7 +9,7 @@ use crate::weights::{cosine_weight, cosine_weight_table, view_angular_steps, Red
 use gantry_core::{
     check_finite, Beam, FrameMap, ProjectionStack, Quantity, Result, ScanGeometry, Volume, VolumeGeometry,
 };
-use gantry_project::backproject::Rays;
+use gantry_project::backproject::{Accumulate, Rays};
 use gantry_project::{best_backprojector, Backproject, BackprojectOptions, ConeWeighting};
 use ndarray::{s, Array3, Axis};
 use rayon::prelude::*;
@@ -200,20 +200,44 @@ fn fdk_scanner(
     let filter = RampFilter::new(det.n_cols, det.pixel_u_mm, shape, sdd, options.window, options.cutoff)?;
     let bp_options = BackprojectOptions::fdk();
     tracing::info!("FDK: backprojector {}", backprojector.name());
-    let mut bp = backprojector.start(grid, Rays::Scan(&wide), &bp_options)?;
-    let n = scan.n_views();
+    let bp = backprojector.start(grid, Rays::Scan(&wide), &bp_options)?;
     let n_cols = scan.detector.n_cols;
+    let mut t_filter = Duration::ZERO;
+    let (vol, t_bp, t_reorder) =
+        backproject_subsets(bp, scan.n_views(), options.subset_size, progress, |start, end| {
+            let t = Instant::now();
+            let mut subset = Array3::<f32>::zeros((end - start, det.n_rows, det.n_cols));
+            subset.slice_mut(s![.., .., col0..col0 + n_cols]).assign(&projections.data.slice(s![start..end, .., ..]));
+            weight_and_filter(&wide, start, &mut subset, &redundancy, &angles, &filter)?;
+            t_filter += t.elapsed();
+            Ok((subset, steps[start..end].iter().map(|&d| d as f32).collect()))
+        })?;
+    tracing::info!(
+        "FDK: weighting and ramp filtering {:.3} s, backprojection {:.3} s, volume reorder {:.3} s",
+        t_filter.as_secs_f64(),
+        t_bp.as_secs_f64(),
+        t_reorder.as_secs_f64()
+    );
+    Ok(vol)
+}
+
+/// Backprojects `n` views in subsets of `subset_size` into `bp`: `prepare(start, end)` gives a
+/// subset's weighted, filtered views and their view factors, each is added as it comes, and
+/// the volume is finished. Returns it with the time of the backprojection and of the finish
+/// (the volume reorder); the preparation times itself.
+pub(crate) fn backproject_subsets(
+    mut bp: Box<dyn Accumulate>,
+    n: usize,
+    subset_size: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+    mut prepare: impl FnMut(usize, usize) -> Result<(Array3<f32>, Vec<f32>)>,
+) -> Result<(Volume, Duration, Duration)> {
+    let mut t_bp = Duration::ZERO;
     let mut start = 0;
-    let (mut t_filter, mut t_bp) = (Duration::ZERO, Duration::ZERO);
     while start < n {
-        let end = (start + options.subset_size).min(n);
+        let end = (start + subset_size).min(n);
+        let (subset, factors) = prepare(start, end)?;
         let t = Instant::now();
-        let mut subset = Array3::<f32>::zeros((end - start, det.n_rows, det.n_cols));
-        subset.slice_mut(s![.., .., col0..col0 + n_cols]).assign(&projections.data.slice(s![start..end, .., ..]));
-        weight_and_filter(&wide, start, &mut subset, &redundancy, &angles, &filter)?;
-        t_filter += t.elapsed();
-        let t = Instant::now();
-        let factors: Vec<f32> = steps[start..end].iter().map(|&d| d as f32).collect();
         bp.add(start, subset.view(), &factors)?;
         t_bp += t.elapsed();
         progress(end, n);
@@ -221,11 +245,5 @@ fn fdk_scanner(
     }
     let t = Instant::now();
     let vol = bp.finish();
-    tracing::info!(
-        "FDK: weighting and ramp filtering {:.3} s, backprojection {:.3} s, volume reorder {:.3} s",
-        t_filter.as_secs_f64(),
-        t_bp.as_secs_f64(),
-        t.elapsed().as_secs_f64()
-    );
-    Ok(vol)
+    Ok((vol, t_bp, t.elapsed()))
 }

@@ -20,7 +20,7 @@
 //! Cost over plain FDK: the rebinning (a bilinear lookup per sample) and the shares at the
 //! detector edges; the backprojection runs the same column kernel.
 
-use crate::fdk::FdkOptions;
+use crate::fdk::{backproject_subsets, FdkOptions};
 use crate::filter::RampFilter;
 use crate::weights::Redundancy;
 use gantry_core::geometry::{dot, Vec3};
@@ -281,13 +281,11 @@ pub fn cone_parallel_fdk(
         cone.fade_rows,
         backprojector.name()
     );
-    let mut bp = backprojector.start(grid, Rays::ConeParallel(g), &bp_options)?;
+    let bp = backprojector.start(grid, Rays::ConeParallel(g), &bp_options)?;
     let n = g.n_views();
     let step = (2.0 * PI / n as f64) as f32;
-    let (mut t_rebin, mut t_filter, mut t_bp) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let mut start = 0;
-    while start < n {
-        let end = (start + options.subset_size).min(n);
+    let (mut t_rebin, mut t_filter) = (Duration::ZERO, Duration::ZERO);
+    let (vol, t_bp, t_reorder) = backproject_subsets(bp, n, options.subset_size, progress, |start, end| {
         let t = Instant::now();
         let mut subset = rebin_views(projections, &rebin, start, end - start);
         t_rebin += t.elapsed();
@@ -296,20 +294,14 @@ pub fn cone_parallel_fdk(
         let (nv, nr, nt) = subset.dim();
         filter.apply(subset.view_mut().into_shape_with_order((nv * nr, nt)).expect("contiguous subset"))?;
         t_filter += t.elapsed();
-        let t = Instant::now();
-        bp.add(start, subset.view(), &vec![step; end - start])?;
-        t_bp += t.elapsed();
-        progress(end, n);
-        start = end;
-    }
-    let t = Instant::now();
-    let vol = bp.finish();
+        Ok((subset, vec![step; end - start]))
+    })?;
     tracing::info!(
         "FDK: rebinning {:.3} s, weighting and ramp filtering {:.3} s, backprojection {:.3} s, volume reorder {:.3} s",
         t_rebin.as_secs_f64(),
         t_filter.as_secs_f64(),
         t_bp.as_secs_f64(),
-        t.elapsed().as_secs_f64()
+        t_reorder.as_secs_f64()
     );
     Ok(vol)
 }
