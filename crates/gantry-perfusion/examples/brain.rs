@@ -1,5 +1,7 @@
 //! Runs the stroke pipeline on the brain phantom and prints the figures against the truth:
-//! `cargo run --release -p gantry-perfusion --example brain [noise_hu] [typical|large|mimic] [downsample] [motion]`.
+//! `cargo run --release -p gantry-perfusion --example brain [noise_hu] [typical|large|mimic|graded] [downsample] [motion]`.
+//! `graded` is `BrainConfig::scanner_like` (256 × 256 × 8, 45 frames, correlated noise; the
+//! downsample argument is then the seed).
 //! Environment: `ROW=1` prints the bench table's row; `TIPS=σ,λ,passes`, `FILL=mm²`,
 //! `CLEAN=radius` and `UNTIME=evidence` (0: no regional timing) change the pipeline's options.
 
@@ -10,15 +12,37 @@ use std::time::Instant;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let noise: f64 = args.get(1).map(|s| s.parse().expect("noise")).unwrap_or(0.0);
-    let lesion = match args.get(2).map(String::as_str).unwrap_or("typical") {
+    let case = args.get(2).map(String::as_str).unwrap_or("typical");
+    let lesion = match case {
         "typical" => Some(Lesion::typical()),
         "large" => Some(Lesion::large_core()),
-        "mimic" => None,
+        "mimic" | "graded" => None,
         o => panic!("unknown case {o}"),
     };
     let down: usize = args.get(3).map(|s| s.parse().expect("downsample")).unwrap_or(1);
     let motion = args.get(4).map(|_| Motion { fraction: 0.1, translation_mm: 3.0, rotation_deg: 3.0 });
-    let config = BrainConfig { noise_hu: noise, lesion, motion, ..BrainConfig::clinical().downsampled(down) };
+    let config = if case == "graded" {
+        let mut c = BrainConfig { noise_hu: noise, motion, ..BrainConfig::scanner_like(down as u64) };
+        // Knobs to take one realism away at a time.
+        for (key, f) in [
+            ("NO_INTEGRATION", &(|c: &mut BrainConfig| c.frame_integration_s = 0.0) as &dyn Fn(&mut BrainConfig)),
+            ("NO_RECIRCULATION", &|c: &mut BrainConfig| c.recirculation = None),
+            ("NO_POSE", &|c: &mut BrainConfig| c.pose = None),
+            ("WHITE_NOISE", &|c: &mut BrainConfig| c.noise_correlation_px = 0.0),
+            ("FLOAT_HU", &|c: &mut BrainConfig| c.integer_hu = false),
+            ("SAMPLING_1S", &|c: &mut BrainConfig| {
+                c.frame_interval_s = 1.0;
+                c.n_frames = 68;
+            }),
+        ] {
+            if std::env::var(key).is_ok() {
+                f(&mut c);
+            }
+        }
+        c
+    } else {
+        BrainConfig { noise_hu: noise, lesion, motion, ..BrainConfig::clinical().downsampled(down) }
+    };
     let t0 = Instant::now();
     let phantom = BrainPhantom::new(&config);
     println!("phantom {:?} generated in {:.1} s", config.dims, t0.elapsed().as_secs_f64());
@@ -29,6 +53,9 @@ fn main() {
         let p: Vec<f64> = v.split(',').map(|x| x.parse().expect("number")).collect();
         options.denoise =
             Some(gantry_perfusion::TipsFilter { sigma_spatial_px: p[0], range: p[1], passes: p[2] as usize });
+    }
+    if let Ok(v) = std::env::var("FLOW") {
+        options.flow_window_mm = v.parse().expect("mm");
     }
     if let Ok(v) = std::env::var("FILL") {
         options.fill_patch_mm2 = v.parse().expect("mm²");
@@ -130,8 +157,64 @@ fn main() {
     );
     println!("untimeable voxels pooled: {}", r.untimeable_voxels);
     per_class(&r, &truth.labels);
+    regions(&r, &truth);
     for q in &r.quality {
         println!("  quality: {q}");
+    }
+}
+
+/// Median CBF in the true core and in normal white matter against the truth, each voxel's
+/// truth the mean over its slice profile (maps on the phantom's grid only).
+fn regions(r: &gantry_perfusion::StrokeResult, truth: &gantry_phantom::perfusion_brain::BrainTruth) {
+    if r.maps.cbf.data.shape() != truth.labels.shape() {
+        return;
+    }
+    let cbf = r.maps.cbf.data.as_slice().unwrap();
+    let median = |mut v: Vec<f64>| {
+        v.retain(|x| x.is_finite());
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            v[v.len() / 2]
+        }
+    };
+    for (name, pick) in [
+        ("core", &(|c: BrainClass| c.is_core()) as &dyn Fn(BrainClass) -> bool),
+        ("white matter", &|c: BrainClass| c == BrainClass::WhiteMatter),
+        ("grey matter", &|c: BrainClass| c == BrainClass::GreyMatter),
+        ("penumbra", &|c: BrainClass| c.is_penumbra()),
+    ] {
+        let idx: Vec<usize> = truth
+            .labels
+            .iter()
+            .enumerate()
+            .filter(|(i, &l)| r.tissue[*i] && pick(BrainClass::from_u8(l)))
+            .map(|(i, _)| i)
+            .collect();
+        let got = median(idx.iter().map(|&i| cbf[i] as f64).collect());
+        let truth_of = |f: &dyn Fn(&gantry_phantom::perfusion::Tissue) -> f64| {
+            median(
+                idx.iter()
+                    .filter_map(|&i| truth.class_perfusion[truth.labels.as_slice().unwrap()[i] as usize].map(|t| f(&t)))
+                    .collect(),
+            )
+        };
+        let want = median(idx.iter().map(|&i| truth.cbf_pv.as_slice().unwrap()[i] as f64).collect());
+        let map_median = |m: &gantry_core::Volume| {
+            let d = m.data.as_slice().unwrap();
+            median(idx.iter().map(|&i| d[i] as f64).collect())
+        };
+        println!(
+            "REGION {name}: CBF median {got:.1} (truth {want:.1}, {:+.0} %); CBV {:.2} ({:.2}), MTT {:.1} ({:.1}), Tmax {:.1} ({:.1})",
+            100.0 * (got / want - 1.0),
+            map_median(&r.maps.cbv),
+            truth_of(&|t| t.cbv()),
+            map_median(&r.maps.mtt),
+            truth_of(&|t| t.mtt_s),
+            map_median(&r.maps.tmax),
+            truth_of(&|t| t.delay_s),
+        );
     }
 }
 
@@ -158,7 +241,7 @@ pub fn per_class(r: &gantry_perfusion::StrokeResult, labels: &ndarray::Array3<u8
     let labels = &map_labels;
     let cbf = r.maps.cbf.data.as_slice().unwrap();
     let tmax = r.maps.tmax.data.as_slice().unwrap();
-    for c in 0..12u8 {
+    for c in 0..gantry_phantom::perfusion_brain::N_CLASSES as u8 {
         let idx: Vec<usize> = labels.iter().enumerate().filter(|(_, &l)| l == c).map(|(i, _)| i).collect();
         let tis: Vec<usize> = idx.iter().cloned().filter(|&i| r.tissue[i]).collect();
         if tis.is_empty() {

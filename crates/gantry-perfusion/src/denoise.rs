@@ -32,7 +32,7 @@ impl Default for TipsFilter {
 }
 
 /// Robust per-voxel noise σ (ΔHU) of curves stored `n_t` samples per voxel: the median over the
-/// voxels in `mask` of 1.4826·MAD(second differences)/√6. Smooth signal barely moves second
+/// voxels in `mask` of the second differences' spread (a trimmed root mean square)/√6. Smooth signal barely moves second
 /// differences, white noise of σ gives them σ√6.
 pub fn noise_sigma(curves: &[f32], n_t: usize, mask: &[bool]) -> f32 {
     if n_t < 3 {
@@ -44,10 +44,14 @@ pub fn noise_sigma(curves: &[f32], n_t: usize, mask: &[bool]) -> f32 {
         .filter(|(_, &m)| m)
         .map(|(p, _)| {
             let c = &curves[p * n_t..(p + 1) * n_t];
-            let mut d2: Vec<f32> = c.windows(3).map(|w| w[2] - 2.0 * w[1] + w[0]).collect();
-            let med = median_in_place(&mut d2);
-            let mut dev: Vec<f32> = d2.iter().map(|v| (v - med).abs()).collect();
-            1.4826 * median_in_place(&mut dev) / 6f32.sqrt()
+            let mut d2: Vec<f32> = c.windows(3).map(|w| (w[2] - 2.0 * w[1] + w[0]).abs()).collect();
+            // The root mean square of the smallest 80 %: robust to the bolus's curvature, and
+            // unlike the median absolute deviation not zero for whole-HU data whose second
+            // differences are mostly 0 (the truncated normal keeps 0.4377 of the variance).
+            d2.sort_unstable_by(f32::total_cmp);
+            let keep = (d2.len() * 4).div_ceil(5).max(1);
+            let ms = d2[..keep].iter().map(|v| v * v).sum::<f32>() / keep as f32;
+            (ms / 0.4377).sqrt() / 6f32.sqrt()
         })
         .collect();
     if per_voxel.is_empty() {

@@ -297,6 +297,40 @@ impl ModelFit {
         best
     }
 
+    /// Two-scale fit: the residue shape, MTT and Tmax are those fitted to `guide` (the same
+    /// tissue's curve averaged over a wider neighbourhood, where noise is low), and the flow is
+    /// the projection of `tissue` itself on that model curve. A projection on a curve chosen
+    /// without looking at the voxel's own noise is unbiased (it may be negative), where the
+    /// best-fitting curve's projection is not: the search picks the curve that noise happens to
+    /// align with, which reads low flows high.
+    pub fn fit_guided(&self, tissue: &[f32], guide: &[f32], sigma: f32) -> Result<FitEstimate, PerfusionError> {
+        self.check(tissue)?;
+        self.check(guide)?;
+        let g = self.fit_unchecked(guide, SHAPE_PENALTY * sigma * sigma);
+        let Some((r, m, d)) = self.atom_of(&g) else {
+            return Ok(FitEstimate { cbf: 0.0, cbv: 0.0, ..g });
+        };
+        let mut padded = vec![0f32; self.stride];
+        padded[..tissue.len()].copy_from_slice(tissue);
+        let idx = (r * self.mtts.len() + m) * self.delays.len() + d;
+        let atom = &self.atoms[idx * self.stride..(idx + 1) * self.stride];
+        let f = dot(atom, &padded) as f64 * self.inv_norm2[idx] as f64;
+        let scale = self.constants.hematocrit_factor / self.constants.density_g_per_ml;
+        let cbf = scale * 6000.0 * f;
+        Ok(FitEstimate { cbf, cbv: cbf * g.mtt_s / 60.0, ..g })
+    }
+
+    /// The grid atom nearest a fitted estimate.
+    fn atom_of(&self, e: &FitEstimate) -> Option<(usize, usize, usize)> {
+        let r = self.grid.shapes.iter().position(|s| Some(*s) == e.shape)?;
+        if !(e.mtt_s.is_finite() && e.tmax_s.is_finite()) {
+            return None;
+        }
+        let m = ((e.mtt_s / self.grid.mtt_from_s).ln() / self.grid.mtt_ratio.ln()).round().max(0.0) as usize;
+        let d = ((e.tmax_s - self.grid.delay_from_s) / self.grid.delay_step_s).round().max(0.0) as usize;
+        Some((r, m.min(self.mtts.len() - 1), d.min(self.delays.len() - 1)))
+    }
+
     pub(crate) fn fit_unchecked(&self, tissue: &[f32], penalty: f32) -> FitEstimate {
         let mut padded = vec![0f32; self.stride];
         padded[..tissue.len()].copy_from_slice(tissue);

@@ -66,6 +66,11 @@ pub struct StrokeOptions {
     /// Half-width (voxels) of the in-plane median the CBF and Tmax maps are cleaned with
     /// before the volumes are counted (1: 3 × 3).
     pub clean_radius_px: usize,
+    /// Model fit only: half-width (mm) of the in-plane window of [`regional_flow`]: CBF and
+    /// CBV are re-estimated as each voxel's own (undenoised) curve projected on the model
+    /// fitted to the mean curve of the window's voxels on the same side of the Tmax threshold,
+    /// which removes the low-flow bias of per-voxel fits under noise. 0: never.
+    pub flow_window_mm: f64,
     /// Model fit only: tissue whose CBF is under the core cut and whose (median-cleaned) model
     /// evidence is below this explains no more of its curve than noise does, so its own Tmax
     /// is a guess; each region of such voxels (a majority over ±[`POOL_WINDOW_MM`]) takes the
@@ -89,6 +94,7 @@ impl Default for StrokeOptions {
             clean_radius_px: 3,
             fill_patch_mm2: 200.0,
             untimeable_evidence: 25.0,
+            flow_window_mm: 9.0,
         }
     }
 }
@@ -775,6 +781,100 @@ pub fn pool_untimeable(
     set
 }
 
+/// The neighbourhood [`regional_flow`] pools over: the voxels of `mask` within `radius` voxels
+/// in-plane that share the voxel's `state` (Tmax above the threshold or not), so a lesion's
+/// curves are not averaged with normal tissue's.
+#[derive(Debug, Clone, Copy)]
+pub struct RegionalWindow<'a> {
+    pub mask: &'a [bool],
+    pub state: &'a [bool],
+    /// [nz, ny, nx].
+    pub shape: [usize; 3],
+    pub radius: usize,
+}
+
+/// Re-estimates CBF and CBV (and MTT = CBV/CBF) with the two-scale fit
+/// ([`ModelFit::fit_guided`]): the model curve is the one fitted to the window's mean of the
+/// denoised `curves`, the flow is the projection on it of the voxel's `raw` curve, whose noise
+/// the choice of model curve never saw. Tmax stays the voxel's own. Voxels outside the mask are
+/// left as they are.
+pub fn regional_flow(
+    maps: &mut PerfusionMaps,
+    curves: &[f32],
+    raw: &[f32],
+    n_t: usize,
+    window: &RegionalWindow,
+    model: &ModelFit,
+    sigma: f32,
+) {
+    let guide = regional_mean(curves, n_t, window);
+    let estimates: Vec<Option<crate::FitEstimate>> = (0..window.mask.len())
+        .into_par_iter()
+        .map(|v| {
+            if !window.mask[v] {
+                return None;
+            }
+            model.fit_guided(&raw[v * n_t..(v + 1) * n_t], &guide[v * n_t..(v + 1) * n_t], sigma).ok()
+        })
+        .collect();
+    let cbf = maps.cbf.data.as_slice_mut().expect("standard layout");
+    let cbv = maps.cbv.data.as_slice_mut().expect("standard layout");
+    let mtt = maps.mtt.data.as_slice_mut().expect("standard layout");
+    for (v, e) in estimates.iter().enumerate() {
+        if let Some(e) = e {
+            cbf[v] = e.cbf as f32;
+            cbv[v] = e.cbv as f32;
+            mtt[v] = e.mtt_s as f32;
+        }
+    }
+}
+
+/// Mean curve over the window of every voxel in the window's mask (others keep their own).
+fn regional_mean(curves: &[f32], n_t: usize, window: &RegionalWindow) -> Vec<f32> {
+    let [_, ny, nx] = window.shape;
+    let (mask, state, r) = (window.mask, window.state, window.radius);
+    let mut out = curves.to_vec();
+    out.par_chunks_mut(ny * nx * n_t).enumerate().for_each(|(k, o)| {
+        let base = k * ny * nx;
+        let w = nx + 1;
+        for st in [false, true] {
+            let member = |p: usize| mask[base + p] && state[base + p] == st;
+            // Summed-area tables of the count and of every sample.
+            let mut count = vec![0u32; (ny + 1) * w];
+            for j in 0..ny {
+                for i in 0..nx {
+                    count[(j + 1) * w + i + 1] =
+                        count[j * w + i + 1] + count[(j + 1) * w + i] - count[j * w + i] + member(j * nx + i) as u32;
+                }
+            }
+            let mut sums = vec![0f64; (ny + 1) * w];
+            for t in 0..n_t {
+                for j in 0..ny {
+                    for i in 0..nx {
+                        let p = j * nx + i;
+                        let v = if member(p) { curves[(base + p) * n_t + t] as f64 } else { 0.0 };
+                        sums[(j + 1) * w + i + 1] = sums[j * w + i + 1] + sums[(j + 1) * w + i] - sums[j * w + i] + v;
+                    }
+                }
+                for j in 0..ny {
+                    for i in 0..nx {
+                        let p = j * nx + i;
+                        if !member(p) {
+                            continue;
+                        }
+                        let (j0, j1, i0, i1) =
+                            (j.saturating_sub(r), (j + r + 1).min(ny), i.saturating_sub(r), (i + r + 1).min(nx));
+                        let n = count[j1 * w + i1] + count[j0 * w + i0] - count[j0 * w + i1] - count[j1 * w + i0];
+                        let s = sums[j1 * w + i1] + sums[j0 * w + i0] - sums[j0 * w + i1] - sums[j1 * w + i0];
+                        o[p * n_t + t] = (s / n.max(1) as f64) as f32;
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
 /// Time to peak (s) with parabolic refinement.
 fn ttp_s(c: &[f32], t: &[f64]) -> f64 {
     let (i, _) = c.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
@@ -870,8 +970,9 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     // The curves before denoising, kept for the regions too weak to time voxel by voxel: their
     // noise is independent between voxels, so their mean over a region is as clean as it gets.
     let raw_sigma = noise_sigma(&binned.curves, binned.n_t, &binned.mask);
-    let pooling = matches!(options.estimator, Estimator::ModelFit(_)) && options.untimeable_evidence > 0.0;
-    let raw = pooling.then(|| binned.curves.clone());
+    let model_fit = matches!(options.estimator, Estimator::ModelFit(_));
+    let pooling = model_fit && options.untimeable_evidence > 0.0;
+    let raw = (pooling || (model_fit && options.flow_window_mm > 0.0)).then(|| binned.curves.clone());
     // Averaging f × f independent pixels divides the noise by f: the noise a 0.45 mm pixel had.
     let pixel_mm = binned.geometry.spacing_mm[0].max(binned.geometry.spacing_mm[1]);
     let noise_045_hu = raw_sigma as f64 * pixel_mm / 0.45;
@@ -955,7 +1056,24 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
             decision = decide(cbf_s, tmax_s, &tissue_map, &side, voxel_ml, options.thresholds)?;
         }
     }
+    let mut cbf_guided = None;
+    if let (Some(raw_curves), Estimator::ModelFit(grid)) = (&raw, &options.estimator) {
+        if options.flow_window_mm > 0.0 {
+            let tmax_s = tmax_clean.data.as_slice().expect("standard layout");
+            let state = hypoperfused_mask(cbf_s, tmax_s, &tissue_map, options.thresholds);
+            let radius = (options.flow_window_mm / pixel_mm).round() as usize;
+            let window = RegionalWindow { mask: &tissue_map, state: &state, shape: [nz, ny, nx], radius };
+            let model = ModelFit::new(&scaled_aif, &times_s, grid.clone(), options.constants)?;
+            regional_flow(&mut maps, &binned.curves, raw_curves, binned.n_t, &window, &model, sigma);
+            let clean = median_clean(&maps.cbf, &tissue_map, options.clean_radius_px);
+            let cbf = clean.data.as_slice().expect("standard layout");
+            decision = decide(cbf, tmax_s, &tissue_map, &side, voxel_ml, options.thresholds)?;
+            cbf_guided = Some(clean);
+        }
+    }
+    let cbf_clean = cbf_guided.unwrap_or(cbf_clean);
     drop(raw);
+    let cbf_s = cbf_clean.data.as_slice().expect("standard layout");
     let tmax_s = tmax_clean.data.as_slice().expect("standard layout");
     let hypoperfused = hypoperfused_mask(cbf_s, tmax_s, &tissue_map, options.thresholds);
     let core = core_mask(cbf_s, &hypoperfused, decision.reference_cbf, options.thresholds);

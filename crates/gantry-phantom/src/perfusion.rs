@@ -21,22 +21,54 @@ pub struct GammaVariate {
     pub beta_s: f64,
     /// Peak enhancement (ΔHU), reached at t₀ + α·β.
     pub peak_hu: f64,
+    /// A second, dispersed pass of the bolus through the heart and lungs (None: none).
+    pub recirculation: Option<Recirculation>,
+}
+
+/// The bolus's second pass: a gamma variate of the same shape `delay_s` later, `dispersion`
+/// times wider in time, holding `share` of the first pass's area.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Recirculation {
+    pub share: f64,
+    pub delay_s: f64,
+    pub dispersion: f64,
 }
 
 impl GammaVariate {
     /// The default arterial input: arrival 8 s, α 3, β 1.5 s.
     pub fn default_aif(peak_hu: f64) -> Self {
-        GammaVariate { t0_s: 8.0, alpha: 3.0, beta_s: 1.5, peak_hu }
+        GammaVariate { t0_s: 8.0, alpha: 3.0, beta_s: 1.5, peak_hu, recirculation: None }
+    }
+
+    /// The same bolus with a second pass.
+    pub fn with_recirculation(self, r: Recirculation) -> Self {
+        GammaVariate { recirculation: Some(r), ..self }
     }
 
     pub fn value(&self, t: f64) -> f64 {
-        let s = t - self.t0_s;
+        let first = Self::pass(t - self.t0_s, self.alpha, self.beta_s, self.peak_hu);
+        match self.recirculation {
+            // Same α: the area scales with peak·β, so a pass w times wider peaks at share/w.
+            Some(r) if r.share > 0.0 && r.dispersion > 0.0 => {
+                first
+                    + Self::pass(
+                        t - self.t0_s - r.delay_s,
+                        self.alpha,
+                        self.beta_s * r.dispersion,
+                        self.peak_hu * r.share / r.dispersion,
+                    )
+            }
+            _ => first,
+        }
+    }
+
+    fn pass(s: f64, alpha: f64, beta_s: f64, peak_hu: f64) -> f64 {
         if s <= 0.0 {
             return 0.0;
         }
-        let tp = self.alpha * self.beta_s;
+        let tp = alpha * beta_s;
         // Normalised so the value at the peak is exactly peak_hu.
-        self.peak_hu * ((s / tp).powf(self.alpha) * (-(s - tp) / self.beta_s).exp())
+        peak_hu * ((s / tp).powf(alpha) * (-(s - tp) / beta_s).exp())
     }
 }
 

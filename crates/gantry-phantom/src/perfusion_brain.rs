@@ -14,7 +14,7 @@
 //! lowers the peak of thin arteries, as partial volume does), plus seeded Gaussian noise.
 //! Optional rigid motion moves the whole head on a share of the frames.
 
-use crate::perfusion::{arterial_curve, tissue_curve, GammaVariate, Residue, Tissue};
+use crate::perfusion::{arterial_curve, tissue_curve, GammaVariate, Recirculation, Residue, Tissue};
 use gantry_core::{Quantity, VolumeGeometry, VolumeSeries};
 use ndarray::{Array3, Array4, Axis};
 use rand::SeedableRng;
@@ -37,10 +37,16 @@ pub enum BrainClass {
     WhiteCore,
     Artery,
     Sinus,
+    /// The penumbra's outer band: delayed less, nearer the 6 s threshold.
+    GreyOuterPenumbra,
+    WhiteOuterPenumbra,
+    /// Benign oligaemia around the penumbra: delayed and slowed but under 6 s.
+    GreyOligaemia,
+    WhiteOligaemia,
 }
 
 /// Number of classes.
-pub const N_CLASSES: usize = 12;
+pub const N_CLASSES: usize = 16;
 
 impl BrainClass {
     /// Every class, in the order of its number.
@@ -59,6 +65,10 @@ impl BrainClass {
             WhiteCore,
             Artery,
             Sinus,
+            GreyOuterPenumbra,
+            WhiteOuterPenumbra,
+            GreyOligaemia,
+            WhiteOligaemia,
         ]
     };
     /// The class of a label (labels beyond the last class wrap; the phantom writes none).
@@ -68,13 +78,35 @@ impl BrainClass {
     /// Perfused parenchyma (what the maps and the volumes are about).
     pub fn is_tissue(self) -> bool {
         use BrainClass::*;
-        matches!(self, GreyMatter | WhiteMatter | GreyPenumbra | WhitePenumbra | GreyCore | WhiteCore)
+        matches!(
+            self,
+            GreyMatter
+                | WhiteMatter
+                | GreyPenumbra
+                | WhitePenumbra
+                | GreyCore
+                | WhiteCore
+                | GreyOuterPenumbra
+                | WhiteOuterPenumbra
+                | GreyOligaemia
+                | WhiteOligaemia
+        )
     }
     pub fn is_core(self) -> bool {
         matches!(self, BrainClass::GreyCore | BrainClass::WhiteCore)
     }
+    /// Both bands of the penumbra (Tmax > 6 s outside the core).
     pub fn is_penumbra(self) -> bool {
-        matches!(self, BrainClass::GreyPenumbra | BrainClass::WhitePenumbra)
+        use BrainClass::*;
+        matches!(self, GreyPenumbra | WhitePenumbra | GreyOuterPenumbra | WhiteOuterPenumbra)
+    }
+    pub fn is_oligaemic(self) -> bool {
+        matches!(self, BrainClass::GreyOligaemia | BrainClass::WhiteOligaemia)
+    }
+    /// Grey-matter classes (normal, penumbra, core, oligaemia).
+    pub fn is_grey(self) -> bool {
+        use BrainClass::*;
+        matches!(self, GreyMatter | GreyPenumbra | GreyCore | GreyOuterPenumbra | GreyOligaemia)
     }
     /// Unenhanced HU.
     pub fn baseline_hu(self) -> f64 {
@@ -84,8 +116,8 @@ impl BrainClass {
             Scalp => 40.0,
             Skull => 1200.0,
             Csf => 8.0,
-            GreyMatter | GreyPenumbra | GreyCore => 38.0,
-            WhiteMatter | WhitePenumbra | WhiteCore => 28.0,
+            GreyMatter | GreyPenumbra | GreyCore | GreyOuterPenumbra | GreyOligaemia => 38.0,
+            WhiteMatter | WhitePenumbra | WhiteCore | WhiteOuterPenumbra | WhiteOligaemia => 28.0,
             // Unenhanced blood.
             Artery | Sinus => 45.0,
         }
@@ -116,6 +148,16 @@ pub struct Lesion {
     pub core_min_radius_mm: f64,
     pub penumbra: Hypoperfusion,
     pub core: Hypoperfusion,
+    /// An outer band of the penumbra, this many degrees beyond its half-angle, with its own
+    /// perfusion (delay still above 6 s); None: one band.
+    pub outer_penumbra: Option<(f64, Hypoperfusion)>,
+    /// Benign oligaemia this many degrees beyond the penumbra (delay under 6 s); None: none.
+    pub oligaemia: Option<(f64, Hypoperfusion)>,
+    /// Irregular edges: every sector boundary (angle and the core's inner radius) wanders by up
+    /// to this share of its value, smoothly along radius, depth and angle, from `shape_seed`;
+    /// 0: straight edges.
+    pub irregularity: f64,
+    pub shape_seed: u64,
 }
 
 impl Lesion {
@@ -130,7 +172,51 @@ impl Lesion {
             core_min_radius_mm: 26.0,
             penumbra: Hypoperfusion { cbf_factor: 0.6, mtt_s: 8.0, delay_s: 9.0 },
             core: Hypoperfusion { cbf_factor: 0.08, mtt_s: 10.0, delay_s: 12.0 },
+            outer_penumbra: None,
+            oligaemia: None,
+            irregularity: 0.0,
+            shape_seed: 0,
         }
+    }
+
+    /// A graded lesion as scanners see them: an irregular core (delay 11 s), a penumbra in two
+    /// bands (delays 9 and 7 s, the outer one a second from the threshold) and an oligaemic rim
+    /// (delay 4 s, MTT 6 s) that must not count; core ≈ 15 mL on an 8-slice 40 mm slab.
+    pub fn graded(shape_seed: u64) -> Lesion {
+        Lesion {
+            penumbra_half_angle_deg: 26.0,
+            penumbra_z_mm: (-25.0, 30.0),
+            core_half_angle_deg: 17.0,
+            core_z_mm: (-12.0, 14.0),
+            core_min_radius_mm: 30.0,
+            penumbra: Hypoperfusion { cbf_factor: 0.55, mtt_s: 8.0, delay_s: 9.0 },
+            core: Hypoperfusion { cbf_factor: 0.15, mtt_s: 10.0, delay_s: 11.0 },
+            outer_penumbra: Some((8.0, Hypoperfusion { cbf_factor: 0.75, mtt_s: 6.5, delay_s: 7.0 })),
+            oligaemia: Some((8.0, Hypoperfusion { cbf_factor: 0.9, mtt_s: 6.0, delay_s: 4.0 })),
+            irregularity: 0.25,
+            shape_seed,
+        }
+    }
+
+    /// A smooth seeded field in [−1, 1] of (radius mm, z mm, angle degrees): the sum of three
+    /// waves of 12–40 mm (and 10–25°) periods with seeded phases.
+    fn wander(&self, which: u64, r: f64, z: f64, a: f64) -> f64 {
+        if self.irregularity == 0.0 {
+            return 0.0;
+        }
+        let mut h = self.shape_seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ which.wrapping_mul(0xD1B5_4A32_D192_ED03);
+        let mut next = || {
+            h ^= h >> 33;
+            h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+            h ^= h >> 29;
+            (h >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut v = 0.0;
+        for _ in 0..3 {
+            let (pr, pz, pa, ph) = (12.0 + 28.0 * next(), 12.0 + 28.0 * next(), 10.0 + 15.0 * next(), next());
+            v += (std::f64::consts::TAU * (r / pr + z / pz + a / pa + ph)).sin();
+        }
+        v / 3.0
     }
 
     /// A completed infarct: core ≈ 100 mL, little mismatch (no trial criterion met).
@@ -172,6 +258,21 @@ pub struct BrainConfig {
     pub aif_peak_hu: f64,
     /// Gaussian noise per voxel and frame (HU).
     pub noise_hu: f64,
+    /// Spatial correlation of the noise: white noise smoothed in-plane by a Gaussian of this σ
+    /// (pixels), then rescaled so every voxel still has σ = `noise_hu`; 0: white. Real CT
+    /// noise is correlated (filtered backprojection shapes its spectrum), and correlated noise
+    /// survives spatial averaging that white noise does not.
+    pub noise_correlation_px: f64,
+    /// Recirculation of the bolus (in the arterial input, so in every tissue too); None: none.
+    pub recirculation: Option<Recirculation>,
+    /// Each frame is the mean of the anatomy's values over this window (s) centred on its time
+    /// (a rotation's worth of data); 0: instantaneous.
+    pub frame_integration_s: f64,
+    /// Values stored as whole HU, as int16 series are.
+    pub integer_hu: bool,
+    /// Where the head lies in the scanner: (rotation vector in radians, translation in mm)
+    /// applied to the anatomy of every frame (motion comes on top); None: centred and straight.
+    pub pose: Option<([f64; 3], [f64; 3])>,
     /// In-plane Gaussian point spread σ (mm).
     pub psf_sigma_mm: f64,
     pub lesion: Option<Lesion>,
@@ -192,10 +293,42 @@ impl BrainConfig {
             first_frame_s: 0.0,
             aif_peak_hu: 300.0,
             noise_hu: 0.0,
+            noise_correlation_px: 0.0,
+            recirculation: None,
+            frame_integration_s: 0.0,
+            integer_hu: false,
+            pose: None,
             psf_sigma_mm: 0.7,
             lesion: Some(Lesion::typical()),
             motion: None,
             seed: 1,
+        }
+    }
+
+    /// A study as a scanner delivers it: 256 × 256 × 8 slices of 0.9 × 0.9 × 5 mm, 45 frames
+    /// every 1.5 s, each integrated over 0.5 s; a 12 % recirculation 15 s after the first pass;
+    /// noise correlated over 0.8 pixel; a 0.5-pixel point spread; int16 values; the head
+    /// turned 6° and 4 mm off centre; the graded, irregular lesion of `Lesion::graded`.
+    /// Set `noise_hu` for the noise.
+    pub fn scanner_like(seed: u64) -> BrainConfig {
+        BrainConfig {
+            dims: [256, 256, 8],
+            pixel_mm: 0.9,
+            slice_mm: 5.0,
+            n_frames: 45,
+            frame_interval_s: 1.5,
+            first_frame_s: 0.0,
+            aif_peak_hu: 300.0,
+            noise_hu: 0.0,
+            noise_correlation_px: 0.8,
+            recirculation: Some(Recirculation { share: 0.12, delay_s: 15.0, dispersion: 2.0 }),
+            frame_integration_s: 0.5,
+            integer_hu: true,
+            pose: Some(([0.0, 0.0, 6f64.to_radians()], [4.0, -3.0, 0.0])),
+            psf_sigma_mm: 0.45,
+            lesion: Some(Lesion::graded(seed)),
+            motion: None,
+            seed,
         }
     }
 
@@ -246,6 +379,11 @@ pub struct BrainTruth {
     pub vof: Vec<f64>,
     /// Rigid motion per frame: (rotation axis·angle in radians, translation mm), zero when still.
     pub motion: Vec<([f64; 3], [f64; 3])>,
+    /// Perfusion of every tissue class, by class number (None for non-tissue).
+    pub class_perfusion: Vec<Option<Tissue>>,
+    /// CBF (mL/100 g/min) of every voxel as partial volume makes it: the mean over its
+    /// slice-profile depths, 0 where a depth is not tissue; `[z][y][x]`.
+    pub cbf_pv: Array3<f32>,
 }
 
 impl BrainTruth {
@@ -347,7 +485,10 @@ impl Head {
             && [-2.5, 2.5].iter().any(|&x| (p[0] - x).powi(2) + (p[1] + 45.0).powi(2) <= R2);
         // Middle cerebral trunks: lateral in the Sylvian fissures (x along the vessel).
         let mca = p[0].abs() > 12.0 && p[0].abs() < 48.0 && (p[1] + 8.0).powi(2) + (p[2] + 22.5).powi(2) <= R2;
-        aca || mca
+        // Posterior cerebral pair: oblique, rising backwards and outwards through the slab.
+        let pca =
+            [-1.0, 1.0].iter().any(|&s| segment_distance2(p, [s * 6.0, 12.0, -22.0], [s * 30.0, 50.0, 12.0]) <= R2);
+        aca || mca || pca
     }
 
     fn in_sinus(&self, p: [f64; 3]) -> bool {
@@ -381,14 +522,32 @@ impl Head {
         let grey = !self.white.contains(p) || self.deep.iter().any(|d| d.contains(p));
         if let Some(l) = &self.lesion {
             let (dx, dy) = (p[0], p[1] + 5.0);
-            let angle = dy.atan2(dx).to_degrees().abs();
+            let signed = dy.atan2(dx).to_degrees();
+            let angle = signed.abs();
             let radius = dx.hypot(dy);
             let in_z = |(lo, hi): (f64, f64)| p[2] >= lo && p[2] <= hi;
-            if p[0] > 8.0 && angle <= l.core_half_angle_deg && in_z(l.core_z_mm) && radius >= l.core_min_radius_mm {
-                return if grey { GreyCore } else { WhiteCore };
+            // Boundaries wander smoothly (0 for straight edges), each its own field.
+            let edge = |which: u64, value: f64| value * (1.0 + l.irregularity * l.wander(which, radius, p[2], signed));
+            let pick = |g: BrainClass, w: BrainClass| if grey { g } else { w };
+            if p[0] > 8.0
+                && angle <= edge(1, l.core_half_angle_deg)
+                && in_z(l.core_z_mm)
+                && radius >= edge(2, l.core_min_radius_mm)
+            {
+                return pick(GreyCore, WhiteCore);
             }
-            if p[0] > 8.0 && angle <= l.penumbra_half_angle_deg && in_z(l.penumbra_z_mm) {
-                return if grey { GreyPenumbra } else { WhitePenumbra };
+            if p[0] > 8.0 && in_z(l.penumbra_z_mm) {
+                let inner = edge(3, l.penumbra_half_angle_deg);
+                if angle <= inner {
+                    return pick(GreyPenumbra, WhitePenumbra);
+                }
+                let outer = inner + l.outer_penumbra.map_or(0.0, |(deg, _)| deg);
+                if angle <= outer {
+                    return pick(GreyOuterPenumbra, WhiteOuterPenumbra);
+                }
+                if angle <= outer + l.oligaemia.map_or(0.0, |(deg, _)| deg) {
+                    return pick(GreyOligaemia, WhiteOligaemia);
+                }
             }
         }
         if grey {
@@ -397,6 +556,15 @@ impl Head {
             WhiteMatter
         }
     }
+}
+
+/// Squared distance from `p` to the segment from `a` to `b`.
+fn segment_distance2(p: [f64; 3], a: [f64; 3], b: [f64; 3]) -> f64 {
+    let ab: [f64; 3] = std::array::from_fn(|i| b[i] - a[i]);
+    let ap: [f64; 3] = std::array::from_fn(|i| p[i] - a[i]);
+    let len2: f64 = ab.iter().map(|v| v * v).sum();
+    let u = (ab.iter().zip(&ap).map(|(x, y)| x * y).sum::<f64>() / len2).clamp(0.0, 1.0);
+    (0..3).map(|i| (ap[i] - u * ab[i]).powi(2)).sum()
 }
 
 /// Rotation matrix for an axis·angle vector (radians), Rodrigues.
@@ -419,10 +587,18 @@ pub fn rotation_matrix(w: [f64; 3]) -> [[f64; 3]; 3] {
 pub const Z_SUBSAMPLES: usize = 5;
 
 /// Class maps of the head on `geometry` at the `Z_SUBSAMPLES` depths of every slice
-/// (`[sub][z][y][x]`), moved by (w, t): the voxel at p shows the anatomy at Rᵀ(p − t).
-fn label_volume(head: &Head, geometry: &VolumeGeometry, w: [f64; 3], t: [f64; 3]) -> Array4<u8> {
+/// (`[sub][z][y][x]`), placed by `pose` and then moved by (w, t): the voxel at p shows the
+/// anatomy at R_poseᵀ(Rᵀ(p − t) − t_pose).
+fn label_volume(
+    head: &Head,
+    geometry: &VolumeGeometry,
+    pose: ([f64; 3], [f64; 3]),
+    w: [f64; 3],
+    t: [f64; 3],
+) -> Array4<u8> {
     let [nz, ny, nx] = geometry.shape_zyx();
     let r = rotation_matrix(w);
+    let (rp, tp) = (rotation_matrix(pose.0), pose.1);
     let mut labels = Array4::<u8>::zeros((Z_SUBSAMPLES, nz, ny, nx));
     for (sub, mut vol) in labels.axis_iter_mut(Axis(0)).enumerate() {
         let dz = (sub as f64 + 0.5) / Z_SUBSAMPLES as f64 - 0.5;
@@ -431,13 +607,26 @@ fn label_volume(head: &Head, geometry: &VolumeGeometry, w: [f64; 3], t: [f64; 3]
                 for i in 0..nx {
                     let p = geometry.position_mm(i as f64, j as f64, k as f64 + dz);
                     let d = [p[0] - t[0], p[1] - t[1], p[2] - t[2]];
-                    let q = std::array::from_fn(|a| (0..3).map(|b| r[b][a] * d[b]).sum::<f64>());
+                    let q: [f64; 3] = std::array::from_fn(|a| (0..3).map(|b| r[b][a] * d[b]).sum::<f64>());
+                    let d = [q[0] - tp[0], q[1] - tp[1], q[2] - tp[2]];
+                    let q = std::array::from_fn(|a| (0..3).map(|b| rp[b][a] * d[b]).sum::<f64>());
                     slice[[j, i]] = head.class(q) as u8;
                 }
             }
         });
     }
     labels
+}
+
+/// A normalised 1D Gaussian of σ pixels reaching 3σ; `[1]` below 0.05 pixel.
+fn gaussian_kernel(sigma_px: f64) -> Vec<f32> {
+    if sigma_px <= 0.05 {
+        return vec![1.0];
+    }
+    let r = (3.0 * sigma_px).ceil() as i64;
+    let w: Vec<f64> = (-r..=r).map(|o| (-(o * o) as f64 / (2.0 * sigma_px * sigma_px)).exp()).collect();
+    let s: f64 = w.iter().sum();
+    w.iter().map(|v| (v / s) as f32).collect()
 }
 
 /// Separable in-plane Gaussian blur of one slice.
@@ -471,10 +660,27 @@ impl BrainPhantom {
         let geometry = config.geometry();
         let times = config.times_s();
         let head = Head::new(config.lesion);
-        let sub_labels = label_volume(&head, &geometry, [0.0; 3], [0.0; 3]);
+        let pose = config.pose.unwrap_or(([0.0; 3], [0.0; 3]));
+        let sub_labels = label_volume(&head, &geometry, pose, [0.0; 3], [0.0; 3]);
 
-        // Enhancement curve of every class.
-        let aif = GammaVariate::default_aif(config.aif_peak_hu);
+        // Enhancement curve of every class, each frame the mean over its integration window.
+        let mut aif = GammaVariate::default_aif(config.aif_peak_hu);
+        if let Some(r) = config.recirculation {
+            aif = aif.with_recirculation(r);
+        }
+        let integrate = |f: &dyn Fn(&[f64]) -> Vec<f64>| -> Vec<f64> {
+            if config.frame_integration_s <= 0.0 {
+                return f(&times);
+            }
+            const N: usize = 11;
+            let mut sum = vec![0.0; times.len()];
+            for j in 0..N {
+                let off = (j as f64 / (N - 1) as f64 - 0.5) * config.frame_integration_s;
+                let shifted: Vec<f64> = times.iter().map(|t| t + off).collect();
+                sum.iter_mut().zip(f(&shifted)).for_each(|(s, v)| *s += v / N as f64);
+            }
+            sum
+        };
         let tissue = |(cbf, mtt): (f64, f64), delay: f64| Tissue {
             cbf,
             mtt_s: mtt,
@@ -484,23 +690,31 @@ impl BrainPhantom {
         };
         let lesioned = |normal: (f64, f64), h: Hypoperfusion| tissue((normal.0 * h.cbf_factor, h.mtt_s), h.delay_s);
         let lesion = config.lesion.unwrap_or_else(Lesion::typical);
-        let arterial = arterial_curve(&aif, 0.0, 0.0, &times);
-        let venous = arterial_curve(&aif, VENOUS_DELAY_S, VENOUS_DISPERSION_S, &times);
-        let zero = vec![0.0; times.len()];
-        let curves: Vec<Vec<f64>> = (0..N_CLASSES as u8)
+        let arterial = integrate(&|t| arterial_curve(&aif, 0.0, 0.0, t));
+        let venous = integrate(&|t| arterial_curve(&aif, VENOUS_DELAY_S, VENOUS_DISPERSION_S, t));
+        let outer = lesion.outer_penumbra.map_or(lesion.penumbra, |(_, h)| h);
+        let oligaemia = lesion.oligaemia.map_or(lesion.penumbra, |(_, h)| h);
+        let class_perfusion: Vec<Option<Tissue>> = (0..N_CLASSES as u8)
             .map(|c| {
                 use BrainClass::*;
-                match BrainClass::from_u8(c) {
-                    Air | Scalp | Skull | Csf => zero.clone(),
-                    GreyMatter => tissue_curve(&aif, &tissue(GREY_NORMAL, 0.0), &times),
-                    WhiteMatter => tissue_curve(&aif, &tissue(WHITE_NORMAL, 0.0), &times),
-                    GreyPenumbra => tissue_curve(&aif, &lesioned(GREY_NORMAL, lesion.penumbra), &times),
-                    WhitePenumbra => tissue_curve(&aif, &lesioned(WHITE_NORMAL, lesion.penumbra), &times),
-                    GreyCore => tissue_curve(&aif, &lesioned(GREY_NORMAL, lesion.core), &times),
-                    WhiteCore => tissue_curve(&aif, &lesioned(WHITE_NORMAL, lesion.core), &times),
-                    Artery => arterial.clone(),
-                    Sinus => venous.clone(),
+                let class = BrainClass::from_u8(c);
+                let normal = if class.is_grey() { GREY_NORMAL } else { WHITE_NORMAL };
+                match class {
+                    Air | Scalp | Skull | Csf | Artery | Sinus => None,
+                    GreyMatter | WhiteMatter => Some(tissue(normal, 0.0)),
+                    GreyPenumbra | WhitePenumbra => Some(lesioned(normal, lesion.penumbra)),
+                    GreyOuterPenumbra | WhiteOuterPenumbra => Some(lesioned(normal, outer)),
+                    GreyOligaemia | WhiteOligaemia => Some(lesioned(normal, oligaemia)),
+                    GreyCore | WhiteCore => Some(lesioned(normal, lesion.core)),
                 }
+            })
+            .collect();
+        let curves: Vec<Vec<f64>> = (0..N_CLASSES as u8)
+            .map(|c| match (BrainClass::from_u8(c), class_perfusion[c as usize]) {
+                (BrainClass::Artery, _) => arterial.clone(),
+                (BrainClass::Sinus, _) => venous.clone(),
+                (_, Some(t)) => integrate(&|ts| tissue_curve(&aif, &t, ts)),
+                (_, None) => vec![0.0; times.len()],
             })
             .collect();
 
@@ -530,17 +744,13 @@ impl BrainPhantom {
         }
 
         let [nz, ny, nx] = geometry.shape_zyx();
-        let sigma_px = config.psf_sigma_mm / config.pixel_mm;
-        let kernel: Vec<f32> = if sigma_px > 0.05 {
-            let r = (3.0 * sigma_px).ceil() as i64;
-            let w: Vec<f64> = (-r..=r).map(|o| (-(o * o) as f64 / (2.0 * sigma_px * sigma_px)).exp()).collect();
-            let s: f64 = w.iter().sum();
-            w.iter().map(|v| (v / s) as f32).collect()
-        } else {
-            vec![1.0]
-        };
+        let kernel = gaussian_kernel(config.psf_sigma_mm / config.pixel_mm);
         let base: Vec<f32> = (0..N_CLASSES as u8).map(|c| BrainClass::from_u8(c).baseline_hu() as f32).collect();
         let normal = Normal::new(0.0f32, config.noise_hu.max(0.0) as f32).expect("finite noise");
+        // Correlated noise: white noise blurred by a Gaussian of σ_c pixels, rescaled by the
+        // kernel's 2D norm so each voxel keeps σ.
+        let noise_kernel = gaussian_kernel(config.noise_correlation_px);
+        let noise_gain = 1.0 / noise_kernel.iter().map(|w| w * w).sum::<f32>();
         let mut data = Array4::<f32>::zeros((config.n_frames, nz, ny, nx));
         for (ti, mut frame) in data.axis_iter_mut(Axis(0)).enumerate() {
             let (w, t) = motion[ti];
@@ -548,7 +758,7 @@ impl BrainPhantom {
             let frame_labels = if w == [0.0; 3] && t == [0.0; 3] {
                 &sub_labels
             } else {
-                moved = label_volume(&head, &geometry, w, t);
+                moved = label_volume(&head, &geometry, pose, w, t);
                 &moved
             };
             let value: Vec<f32> = (0..N_CLASSES).map(|c| base[c] + curves[c][ti] as f32).collect();
@@ -571,9 +781,16 @@ impl BrainPhantom {
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
                         config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream,
                     );
-                    for v in img.iter_mut() {
-                        *v += normal.sample(&mut rng);
+                    let mut noise: Vec<f32> = (0..nx * ny).map(|_| normal.sample(&mut rng)).collect();
+                    if noise_kernel.len() > 1 {
+                        blur_slice(&mut noise, &mut scratch, nx, ny, &noise_kernel);
                     }
+                    for (v, n) in img.iter_mut().zip(&noise) {
+                        *v += n * noise_gain;
+                    }
+                }
+                if config.integer_hu {
+                    img.iter_mut().for_each(|v| *v = v.round().clamp(-32768.0, 32767.0));
                 }
                 for (d, s) in slice.iter_mut().zip(&img) {
                     *d = *s;
@@ -592,6 +809,10 @@ impl BrainPhantom {
         let core_ml = count(&|c| c.is_core());
         let penumbra_ml = count(&|c| c.is_penumbra());
         let labels = sub_labels.index_axis(Axis(0), Z_SUBSAMPLES / 2).to_owned();
+        let class_cbf: Vec<f32> = class_perfusion.iter().map(|t| t.map_or(0.0, |t| t.cbf as f32)).collect();
+        let cbf_pv = sub_labels.map_axis(Axis(0), |depths| {
+            depths.iter().map(|&c| class_cbf[c as usize]).sum::<f32>() / Z_SUBSAMPLES as f32
+        });
         let truth = BrainTruth {
             core_ml,
             tmax6_ml: core_ml + penumbra_ml,
@@ -601,6 +822,8 @@ impl BrainPhantom {
             aif: arterial,
             vof: venous,
             motion,
+            class_perfusion,
+            cbf_pv,
         };
         BrainPhantom { series, truth }
     }
@@ -671,6 +894,79 @@ mod tests {
             // Noise of the mean: 5/√n.
             assert!((mean - want).abs() < 5.0 * 5.0 / n.sqrt(), "t {t}: {mean} vs {want}");
         }
+    }
+
+    #[test]
+    fn correlated_noise_has_the_stated_sigma_and_correlation() {
+        let base = BrainConfig {
+            n_frames: 2,
+            psf_sigma_mm: 0.0,
+            lesion: None,
+            noise_correlation_px: 0.8,
+            ..BrainConfig::clinical().downsampled(2)
+        };
+        let clean = BrainPhantom::new(&base);
+        for (corr, want_lag1) in [(0.0, 0.0), (0.8, (-1.0f64 / (4.0 * 0.64)).exp())] {
+            let noisy = BrainPhantom::new(&BrainConfig { noise_hu: 6.0, noise_correlation_px: corr, ..base.clone() });
+            let d = &noisy.series.data - &clean.series.data;
+            let n = d.len() as f64;
+            let var = d.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n;
+            assert!((var.sqrt() - 6.0).abs() < 0.06, "σ {} for correlation {corr}", var.sqrt());
+            // Lag-1 autocorrelation along x: a Gaussian blur of σ_c gives exp(−1/(4σ_c²)).
+            let (nt, nz, ny, nx) = d.dim();
+            let mut c = 0.0;
+            for t in 0..nt {
+                for k in 0..nz {
+                    for j in 0..ny {
+                        for i in 0..nx - 1 {
+                            c += (d[[t, k, j, i]] * d[[t, k, j, i + 1]]) as f64;
+                        }
+                    }
+                }
+            }
+            let lag1 = c / (nt * nz * ny * (nx - 1)) as f64 / var;
+            assert!((lag1 - want_lag1).abs() < 0.04, "lag-1 correlation {lag1} vs {want_lag1}");
+        }
+    }
+
+    #[test]
+    fn scanner_like_study_is_whole_hu_with_a_graded_lesion() {
+        let c = BrainConfig { n_frames: 4, noise_hu: 3.0, ..BrainConfig::scanner_like(7) };
+        let p = BrainPhantom::new(&c);
+        assert!(p.series.data.iter().all(|v| v.fract() == 0.0), "int16 storage: whole HU only");
+        let t = &p.truth;
+        let count = |f: &dyn Fn(BrainClass) -> bool| t.labels.iter().filter(|&&l| f(BrainClass::from_u8(l))).count();
+        use BrainClass::*;
+        for class in [GreyOuterPenumbra, WhiteOuterPenumbra, GreyOligaemia, WhiteOligaemia, GreyCore, WhiteCore] {
+            assert!(count(&|c| c == class) > 300, "{class:?} is present");
+        }
+        // Both penumbra bands are Tmax > 6 s, the oligaemic rim is not.
+        let outer = t.class_perfusion[GreyOuterPenumbra as usize].unwrap();
+        let rim = t.class_perfusion[GreyOligaemia as usize].unwrap();
+        assert!(outer.delay_s > 6.0 && rim.delay_s < 6.0);
+        assert!(GreyOuterPenumbra.is_penumbra() && !GreyOligaemia.is_penumbra());
+        assert!(t.core_ml > 10.0 && t.core_ml < 30.0 && t.tmax6_ml > 3.0 * t.core_ml, "{} {}", t.core_ml, t.tmax6_ml);
+        // Irregular edges: another shape seed moves the core's boundary.
+        let other = BrainPhantom::new(&BrainConfig { seed: 8, lesion: Some(Lesion::graded(8)), ..c.clone() });
+        let differ = t.labels.iter().zip(other.truth.labels.iter()).filter(|(a, b)| a != b).count();
+        assert!(differ > 200, "{differ} voxels differ between shape seeds");
+        // The partial-volume CBF truth lies between the classes' own values.
+        let (k, j, i) = (4, 128, 128);
+        let v = t.cbf_pv[[k, j, i]];
+        assert!((0.0..=60.0).contains(&v));
+    }
+
+    #[test]
+    fn recirculation_holds_its_share_of_the_area() {
+        use crate::perfusion::Recirculation;
+        let first = GammaVariate::default_aif(300.0);
+        let both = first.with_recirculation(Recirculation { share: 0.12, delay_s: 15.0, dispersion: 2.0 });
+        let area = |g: &GammaVariate| (0..20_000).map(|i| g.value(i as f64 * 0.01) * 0.01).sum::<f64>();
+        let ratio = area(&both) / area(&first) - 1.0;
+        assert!((ratio - 0.12).abs() < 1e-3, "recirculated share {ratio}");
+        // Nothing before the first pass, and the first pass unchanged before the second arrives.
+        assert_eq!(both.value(7.9), 0.0);
+        assert_eq!(both.value(20.0), first.value(20.0));
     }
 
     #[test]
