@@ -217,10 +217,20 @@ pub fn run(args: StrokeArgs) -> Result<()> {
         d.mismatch_ratio.map(|r| format!("{r:.2}")).unwrap_or("not defined (no core)".into()),
         d.affected_side.map(|s| format!("{s:?}").to_lowercase()).unwrap_or("none".into())
     );
+    let p = &result.precision;
+    println!(
+        "95 % intervals: core {:.1}–{:.1} mL, Tmax > 6 s {:.1}–{:.1} mL, mismatch {:.1}–{:.1} mL",
+        p.core_ml.low,
+        p.core_ml.high,
+        p.hypoperfused_ml.low,
+        p.hypoperfused_ml.high,
+        p.mismatch_ml.low,
+        p.mismatch_ml.high
+    );
     println!(
         "DEFUSE-3 imaging criteria {}; EXTEND imaging criteria {} (decision support, not a treatment decision)",
-        if d.defuse3 { "met" } else { "not met" },
-        if d.extend { "met" } else { "not met" }
+        criterion(d.defuse3, p.defuse3_uncertain).to_lowercase(),
+        criterion(d.extend, p.extend_uncertain).to_lowercase()
     );
     if let Some(t) = &input.truth {
         println!("truth: core {:.1} mL, Tmax > 6 s {:.1} mL", t.core_ml, t.tmax6_ml);
@@ -359,6 +369,20 @@ pub fn write_outputs(
         "regionally_timed_ml": r.untimeable_voxels as f64
             * r.maps.tmax.geometry.spacing_mm.iter().product::<f64>() / 1000.0,
         "quality_flags": r.quality.iter().map(|q| q.to_string()).collect::<Vec<_>>(),
+        // Random error of the cleaned maps (propagated by replicates) and half a voxel at every
+        // edge; a systematic bias is not in it.
+        "precision": {
+            "interval": "95 % of the maps' random error plus half a voxel at every region edge",
+            "core_ml": [r.precision.core_ml.low, r.precision.core_ml.high],
+            "hypoperfused_tmax6_ml": [r.precision.hypoperfused_ml.low, r.precision.hypoperfused_ml.high],
+            "mismatch_ml": [r.precision.mismatch_ml.low, r.precision.mismatch_ml.high],
+            "defuse3_uncertain": r.precision.defuse3_uncertain,
+            "extend_uncertain": r.precision.extend_uncertain,
+            "noise_correlation_factor": r.precision.correlation_factor,
+            "effective_noise_hu_per_045mm": r.effective_noise_045_hu,
+            "core_cbf_standard_error_share_of_cut": r.precision.core_cbf_se,
+            "tmax_standard_error_s": r.precision.tmax_se_s,
+        },
         "arterial_input": {
             "curve_delta_hu": r.aif.curve, "peak_delta_hu": r.aif.peak_hu, "voxels_zyx": r.aif.voxels,
             "venous_rescale_factor": r.aif_scale,
@@ -383,6 +407,15 @@ pub fn write_outputs(
     Ok(dicom_files)
 }
 
+/// A criterion as the summary prints it: uncertain when its interval straddles a cut-off.
+fn criterion(met: bool, uncertain: bool) -> &'static str {
+    match (met, uncertain) {
+        (_, true) => "UNCERTAIN",
+        (true, false) => "MET",
+        (false, false) => "NOT MET",
+    }
+}
+
 fn figure_lines(r: &StrokeResult, truth: Option<&BrainTruth>) -> Vec<String> {
     let d = &r.decision;
     let mut lines = vec![
@@ -402,9 +435,18 @@ fn figure_lines(r: &StrokeResult, truth: Option<&BrainTruth>) -> Vec<String> {
             d.affected_side.map(|s| format!("{s:?}")).unwrap_or("NONE".into())
         ),
         format!(
+            "95% INTERVALS: CORE {:.0}-{:.0} ML   TMAX>6S {:.0}-{:.0} ML   MISMATCH {:.0}-{:.0} ML",
+            r.precision.core_ml.low,
+            r.precision.core_ml.high,
+            r.precision.hypoperfused_ml.low,
+            r.precision.hypoperfused_ml.high,
+            r.precision.mismatch_ml.low,
+            r.precision.mismatch_ml.high
+        ),
+        format!(
             "DEFUSE-3 CRITERIA {}   EXTEND CRITERIA {}   (DECISION SUPPORT ONLY)",
-            if d.defuse3 { "MET" } else { "NOT MET" },
-            if d.extend { "MET" } else { "NOT MET" }
+            criterion(d.defuse3, r.precision.defuse3_uncertain),
+            criterion(d.extend, r.precision.extend_uncertain)
         ),
     ];
     for q in &r.quality {

@@ -158,6 +158,28 @@ fn main() {
     println!("untimeable voxels pooled: {}", r.untimeable_voxels);
     per_class(&r, &truth.labels);
     regions(&r, &truth);
+    let pr = &r.precision;
+    println!(
+        "PRECISION kappa {:.2}, N_eff {:.1}, effective noise {:.1} HU/0.45 mm; CBF se {:.1} % of the cut, Tmax se {:.2} s; core [{:.1}, {:.1}] (truth {:.1} {}), Tmax>6 [{:.1}, {:.1}] (truth {:.1} {}), mismatch [{:.1}, {:.1}] (truth {:.1}); uncertain DEFUSE-3 {} EXTEND {}",
+        pr.correlation_factor,
+        pr.effective_samples,
+        r.effective_noise_045_hu,
+        100.0 * pr.core_cbf_se,
+        pr.tmax_se_s,
+        pr.core_ml.low,
+        pr.core_ml.high,
+        truth.core_ml,
+        if pr.core_ml.contains(truth.core_ml) { "inside" } else { "OUTSIDE" },
+        pr.hypoperfused_ml.low,
+        pr.hypoperfused_ml.high,
+        truth.tmax6_ml,
+        if pr.hypoperfused_ml.contains(truth.tmax6_ml) { "inside" } else { "OUTSIDE" },
+        pr.mismatch_ml.low,
+        pr.mismatch_ml.high,
+        truth.mismatch_ml(),
+        pr.defuse3_uncertain,
+        pr.extend_uncertain,
+    );
     for q in &r.quality {
         println!("  quality: {q}");
     }

@@ -149,8 +149,7 @@ pub fn decide(
     let above_10_ml = tmax_ml[3].1;
     let mismatch_ml = (hypoperfused_ml - core_ml).max(0.0);
     let mismatch_ratio = (core_ml > 0.0).then(|| hypoperfused_ml / core_ml);
-    let ratio_at_least = |r: f64| mismatch_ratio.is_none_or(|m| m >= r);
-    let ratio_above = |r: f64| mismatch_ratio.is_none_or(|m| m > r);
+    let (defuse3, extend) = trial_criteria(core_ml, hypoperfused_ml);
     Ok(Decision {
         reference_cbf,
         core_ml,
@@ -160,8 +159,19 @@ pub fn decide(
         mismatch_ml,
         mismatch_ratio,
         affected_side,
-        defuse3: core_ml < 70.0 && ratio_at_least(1.8) && mismatch_ml >= 15.0,
-        extend: core_ml < 70.0 && ratio_above(1.2) && mismatch_ml > 10.0,
+        defuse3,
+        extend,
         unestimated_voxels,
     })
+}
+
+/// (DEFUSE-3, EXTEND) imaging criteria for a core and a Tmax > 6 s volume (mL): DEFUSE-3 core
+/// < 70 mL, ratio ≥ 1.8, mismatch ≥ 15 mL; EXTEND core < 70 mL, ratio > 1.2, mismatch > 10 mL
+/// (an infinite ratio without core).
+pub fn trial_criteria(core_ml: f64, hypoperfused_ml: f64) -> (bool, bool) {
+    let mismatch_ml = (hypoperfused_ml - core_ml).max(0.0);
+    let ratio = (core_ml > 0.0).then(|| hypoperfused_ml / core_ml);
+    let defuse3 = core_ml < 70.0 && ratio.is_none_or(|m| m >= 1.8) && mismatch_ml >= 15.0;
+    let extend = core_ml < 70.0 && ratio.is_none_or(|m| m > 1.2) && mismatch_ml > 10.0;
+    (defuse3, extend)
 }

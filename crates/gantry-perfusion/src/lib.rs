@@ -35,9 +35,10 @@ mod denoise;
 mod fit;
 mod motion;
 mod pipeline;
+mod precision;
 
-pub use decision::{core_mask, decide, hypoperfused_mask, Decision, Side, Thresholds};
-pub use denoise::{noise_sigma, TipsFilter};
+pub use decision::{core_mask, decide, hypoperfused_mask, trial_criteria, Decision, Side, Thresholds};
+pub use denoise::{correlation_factor, noise_sigma, TipsFilter};
 pub use fit::{FitEstimate, FitGrid, ModelFit, ResidueShape};
 pub use motion::{correct_motion, FrameMotion, RigidTransform};
 pub use pipeline::{
@@ -46,6 +47,7 @@ pub use pipeline::{
     PerfusionMaps, QualityFlag, StrokeOptions, StrokeResult, VascularCurve, MIN_POOLED_VOXELS, POOL_WINDOW_MM,
     VALIDATED_NOISE_HU,
 };
+pub use precision::{precision, CountedMaps, Interval, Precision, INTERVAL_Z};
 
 use rustfft::num_complex::Complex;
 use rustfft::FftPlanner;

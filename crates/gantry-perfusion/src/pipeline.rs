@@ -29,7 +29,9 @@ use ndarray::{Array3, Axis};
 use rayon::prelude::*;
 
 use crate::decision::{core_mask, hypoperfused_mask};
+use crate::denoise::correlation_factor;
 use crate::motion::{correct_motion, FrameMotion};
+use crate::precision::{precision, CountedMaps, Precision};
 use crate::{
     decide, estimate_curve, invalid, noise_sigma, Constants, Decision, FitGrid, Method, ModelFit, PerfusionError, Side,
     Thresholds, TipsFilter,
@@ -132,9 +134,12 @@ pub enum QualityFlag {
     ShortBaseline(usize),
     /// A frame moved more than 3 mm (frame, mm).
     Motion(usize, f64),
-    /// The tissue curves are noisier than the figures were validated for: σ (HU per voxel and
-    /// frame) scaled to 0.45 mm pixels, above [`VALIDATED_NOISE_HU`].
+    /// The tissue curves are noisier than the figures were validated for: the white-noise
+    /// equivalent σ (HU per voxel and frame, scaled to 0.45 mm pixels, times √κ for the noise's
+    /// spatial correlation) above [`VALIDATED_NOISE_HU`].
     HighNoise(f64),
+    /// A trial criterion differs across the volumes' precision intervals (criterion names).
+    CriteriaUncertain(Vec<&'static str>),
 }
 
 /// Noise (HU per voxel and frame, for 0.45 mm pixels) up to which the volumes were validated on
@@ -152,8 +157,13 @@ impl std::fmt::Display for QualityFlag {
             QualityFlag::Motion(t, mm) => write!(f, "frame {t} moved {mm:.1} mm (more than 3 mm)"),
             QualityFlag::HighNoise(hu) => write!(
                 f,
-                "tissue noise {hu:.1} HU per 0.45 mm voxel and frame is above the {VALIDATED_NOISE_HU:.0} HU the \
-                 volumes were validated for: read them with caution"
+                "tissue noise {hu:.1} HU (white-noise equivalent per 0.45 mm voxel and frame) is above the \
+                 {VALIDATED_NOISE_HU:.0} HU the volumes were validated for: read them with caution"
+            ),
+            QualityFlag::CriteriaUncertain(names) => write!(
+                f,
+                "{} uncertain: the criterion changes within the volumes' precision intervals",
+                names.join(" and ")
             ),
         }
     }
@@ -197,6 +207,11 @@ pub struct StrokeResult {
     pub quality: Vec<QualityFlag>,
     /// Noise of the tissue curves the estimator saw (ΔHU per sample).
     pub noise_hu: f64,
+    /// White-noise equivalent noise of the tissue curves before denoising, per 0.45 mm voxel
+    /// (what [`QualityFlag::HighNoise`] compares).
+    pub effective_noise_045_hu: f64,
+    /// Intervals of the volumes and whether the trial criteria could go either way.
+    pub precision: Precision,
     pub times_s: Vec<f64>,
     /// (step, seconds).
     pub steps: Vec<(&'static str, f64)>,
@@ -973,9 +988,11 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     let model_fit = matches!(options.estimator, Estimator::ModelFit(_));
     let pooling = model_fit && options.untimeable_evidence > 0.0;
     let raw = (pooling || (model_fit && options.flow_window_mm > 0.0)).then(|| binned.curves.clone());
-    // Averaging f × f independent pixels divides the noise by f: the noise a 0.45 mm pixel had.
+    // Averaging f × f independent pixels divides white noise by f: the noise a 0.45 mm pixel
+    // had; correlated noise survives averaging κ times more in variance.
     let pixel_mm = binned.geometry.spacing_mm[0].max(binned.geometry.spacing_mm[1]);
-    let noise_045_hu = raw_sigma as f64 * pixel_mm / 0.45;
+    let kappa = correlation_factor(&binned.curves, binned.n_t, &binned.mask, binned.geometry.shape_zyx());
+    let noise_045_hu = raw_sigma as f64 * kappa.sqrt() * pixel_mm / 0.45;
     if let Some(filter) = &options.denoise {
         let [nz, ny, nx] = binned.geometry.shape_zyx();
         let n_t = binned.n_t;
@@ -1073,11 +1090,24 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     }
     let cbf_clean = cbf_guided.unwrap_or(cbf_clean);
     drop(raw);
+    lap("regional flow and decision", &mut steps);
     let cbf_s = cbf_clean.data.as_slice().expect("standard layout");
     let tmax_s = tmax_clean.data.as_slice().expect("standard layout");
     let hypoperfused = hypoperfused_mask(cbf_s, tmax_s, &tissue_map, options.thresholds);
     let core = core_mask(cbf_s, &hypoperfused, decision.reference_cbf, options.thresholds);
-    lap("decision", &mut steps);
+    let counted = CountedMaps {
+        cbf_raw: maps.cbf.data.as_slice().expect("standard layout"),
+        cbf_clean: cbf_s,
+        tmax_raw: maps.tmax.data.as_slice().expect("standard layout"),
+        tmax_clean: tmax_s,
+        tissue: &tissue_map,
+        side: &side,
+        shape: [nz, ny, nx],
+        voxel_ml,
+        clean_radius: options.clean_radius_px,
+    };
+    let precision = precision(&counted, options.thresholds, kappa)?;
+    lap("precision", &mut steps);
 
     let mut quality = Vec::new();
     if aif.peak_hu < 100.0 {
@@ -1100,6 +1130,15 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
             quality.push(QualityFlag::Motion(t, m.displacement_mm));
         }
     }
+    let uncertain: Vec<&'static str> =
+        [(precision.defuse3_uncertain, "DEFUSE-3"), (precision.extend_uncertain, "EXTEND")]
+            .iter()
+            .filter(|(u, _)| *u)
+            .map(|(_, n)| *n)
+            .collect();
+    if !uncertain.is_empty() {
+        quality.push(QualityFlag::CriteriaUncertain(uncertain));
+    }
     Ok(StrokeResult {
         maps,
         untimeable_voxels,
@@ -1115,6 +1154,8 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
         motion,
         quality,
         noise_hu: sigma as f64,
+        effective_noise_045_hu: noise_045_hu,
+        precision,
         times_s,
         steps,
     })
