@@ -156,6 +156,25 @@ fn main() {
         trap(&truth.vof)
     );
     println!("untimeable voxels pooled: {}", r.untimeable_voxels);
+    {
+        // Measured (rescaled) arterial curve against the truth: before arrival, first pass, tail.
+        let m: Vec<f64> = r.aif.curve.iter().map(|v| v * r.aif_scale).collect();
+        let peak = truth.aif.iter().enumerate().fold((0, f64::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0;
+        let seg = |a: usize, b: usize| {
+            (a..b.min(m.len())).map(|i| m[i] - truth.aif[i]).sum::<f64>() / (b.min(m.len()) - a) as f64
+        };
+        if std::env::var("AIF_CURVE").is_ok() {
+            for (i, (a, b)) in m.iter().zip(&truth.aif).enumerate() {
+                println!("  aif frame {i}: measured {a:.1} truth {b:.1} diff {:+.1}", a - b);
+            }
+        }
+        println!(
+            "AIF error (ΔHU, rescaled minus truth): baseline {:+.1}, first pass {:+.1}, tail {:+.1}",
+            seg(0, r.timing.baseline.end),
+            seg(r.timing.baseline.end, peak + 4),
+            seg(peak + 4, m.len())
+        );
+    }
     per_class(&r, &truth.labels);
     regions(&r, &truth);
     let pr = &r.precision;
@@ -201,9 +220,27 @@ fn regions(r: &gantry_perfusion::StrokeResult, truth: &gantry_phantom::perfusion
             v[v.len() / 2]
         }
     };
+    // Interior voxels: the voxel pure through its slice profile and its in-plane 4-neighbours
+    // of the same class.
+    let (nz, ny, nx) = truth.labels.dim();
+    let lab = truth.labels.as_slice().unwrap();
+    let pv = truth.cbf_pv.as_slice().unwrap();
+    let pure = |i: usize| {
+        let own = truth.class_perfusion[lab[i] as usize].map_or(0.0, |t| t.cbf as f32);
+        let (j, x) = ((i / nx) % ny, i % nx);
+        (pv[i] - own).abs() < 1e-3
+            && j > 0
+            && j + 1 < ny
+            && x > 0
+            && x + 1 < nx
+            && [i - 1, i + 1, i - nx, i + nx].iter().all(|&q| lab[q] == lab[i])
+    };
+    let _ = nz;
     for (name, pick) in [
         ("core", &(|c: BrainClass| c.is_core()) as &dyn Fn(BrainClass) -> bool),
-        ("white matter", &|c: BrainClass| c == BrainClass::WhiteMatter),
+        ("white core", &|c: BrainClass| c == BrainClass::WhiteCore),
+        ("grey core", &|c: BrainClass| c == BrainClass::GreyCore),
+        ("white_matter", &|c: BrainClass| c == BrainClass::WhiteMatter),
         ("grey matter", &|c: BrainClass| c == BrainClass::GreyMatter),
         ("penumbra", &|c: BrainClass| c.is_penumbra()),
     ] {
@@ -211,7 +248,7 @@ fn regions(r: &gantry_perfusion::StrokeResult, truth: &gantry_phantom::perfusion
             .labels
             .iter()
             .enumerate()
-            .filter(|(i, &l)| r.tissue[*i] && pick(BrainClass::from_u8(l)))
+            .filter(|(i, &l)| r.tissue[*i] && pick(BrainClass::from_u8(l)) && (!name.contains(' ') || pure(*i)))
             .map(|(i, _)| i)
             .collect();
         let got = median(idx.iter().map(|&i| cbf[i] as f64).collect());

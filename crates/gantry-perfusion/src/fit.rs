@@ -305,19 +305,34 @@ impl ModelFit {
     /// align with, which reads low flows high.
     pub fn fit_guided(&self, tissue: &[f32], guide: &[f32], sigma: f32) -> Result<FitEstimate, PerfusionError> {
         self.check(tissue)?;
+        let g = self.fit_guide(guide, sigma)?;
+        Ok(self.flow_on(&g, tissue))
+    }
+
+    /// The first half of [`ModelFit::fit_guided`]: the model fitted to a guide curve (noise σ),
+    /// to project any number of tissue curves on with [`ModelFit::flow_on`].
+    pub fn fit_guide(&self, guide: &[f32], sigma: f32) -> Result<FitEstimate, PerfusionError> {
         self.check(guide)?;
-        let g = self.fit_unchecked(guide, SHAPE_PENALTY * sigma * sigma);
+        Ok(self.fit_unchecked(guide, SHAPE_PENALTY * sigma * sigma))
+    }
+
+    /// The second half of [`ModelFit::fit_guided`]: `tissue` (as long as the dictionary's times;
+    /// shorter curves are zero-padded, longer ones cut) projected on the model curve of a guide
+    /// fit; the shape, MTT and Tmax are the guide's.
+    pub fn flow_on(&self, guide_fit: &FitEstimate, tissue: &[f32]) -> FitEstimate {
+        let g = *guide_fit;
         let Some((r, m, d)) = self.atom_of(&g) else {
-            return Ok(FitEstimate { cbf: 0.0, cbv: 0.0, ..g });
+            return FitEstimate { cbf: 0.0, cbv: 0.0, ..g };
         };
         let mut padded = vec![0f32; self.stride];
-        padded[..tissue.len()].copy_from_slice(tissue);
+        let n = tissue.len().min(self.n_t());
+        padded[..n].copy_from_slice(&tissue[..n]);
         let idx = (r * self.mtts.len() + m) * self.delays.len() + d;
         let atom = &self.atoms[idx * self.stride..(idx + 1) * self.stride];
         let f = dot(atom, &padded) as f64 * self.inv_norm2[idx] as f64;
         let scale = self.constants.hematocrit_factor / self.constants.density_g_per_ml;
         let cbf = scale * 6000.0 * f;
-        Ok(FitEstimate { cbf, cbv: cbf * g.mtt_s / 60.0, ..g })
+        FitEstimate { cbf, cbv: cbf * g.mtt_s / 60.0, ..g }
     }
 
     /// The grid atom nearest a fitted estimate.

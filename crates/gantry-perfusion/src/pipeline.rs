@@ -70,8 +70,9 @@ pub struct StrokeOptions {
     pub clean_radius_px: usize,
     /// Model fit only: half-width (mm) of the in-plane window of [`regional_flow`]: CBF and
     /// CBV are re-estimated as each voxel's own (undenoised) curve projected on the model
-    /// fitted to the mean curve of the window's voxels on the same side of the Tmax threshold,
-    /// which removes the low-flow bias of per-voxel fits under noise. 0: never.
+    /// fitted to the mean curve of the window's voxels in the same state (normal, penumbra-like,
+    /// core-like by the first pass), which removes most of the low-flow bias of per-voxel fits
+    /// under noise. 0: never.
     pub flow_window_mm: f64,
     /// Model fit only: tissue whose CBF is under the core cut and whose (median-cleaned) model
     /// evidence is below this explains no more of its curve than noise does, so its own Tmax
@@ -353,6 +354,7 @@ pub fn enhancement(series: &mut VolumeSeries, baseline: Range<usize>) -> Result<
 /// Picks the arterial input and venous output among intracranial voxels of a ΔHU series.
 pub fn select_vessels(
     delta: &VolumeSeries,
+    baseline: &Volume,
     intracranial: &[bool],
     tissue: &[bool],
     timing: &BolusTiming,
@@ -376,7 +378,15 @@ pub fn select_vessels(
     // Posterior is +y in LPS when the grid's y axis runs along +y.
     let y_sign = g.direction[1][1].signum();
     let start = timing.baseline.end;
-    // Peak, peak frame and area of every intracranial voxel.
+    // The arterial first pass: from the end of the baseline to the brain's peak (arteries peak
+    // before the tissue they feed).
+    let first_pass = start..(timing.peak_frame + 1).max(start + 1).min(n_t);
+    // Peak, peak frame and first-pass area of every intracranial voxel. Voxels are ranked by
+    // the first-pass area of their HU (ΔHU plus the baseline), so the noise that the ranking
+    // selects for stays in those frames: ranked on ΔHU it would also select voxels whose
+    // baseline happened to read low, and that offset lifts every later frame — a tail lifted
+    // so reads as a longer arterial input, and every MTT comes out short and CBF high.
+    let base = baseline.data.as_slice().expect("standard layout");
     let stats: Vec<(usize, f32, usize, f32)> = (0..nz * ny * nx)
         .into_par_iter()
         .filter(|&p| intracranial[p])
@@ -388,7 +398,9 @@ pub fn select_vessels(
                     peak = v;
                     at = t;
                 }
-                area += v;
+                if first_pass.contains(&t) {
+                    area += v + base[p];
+                }
             }
             (p, peak, at, area)
         })
@@ -436,18 +448,21 @@ pub fn select_vessels(
     };
     let arterial: Vec<_> = candidates.iter().copied().filter(|s| s.2 <= early && y_sign * dy(s.0) <= 0.0).collect();
     let aif = pick(arterial, k_artery, "arterial input (early, anterior, enhancing)")?;
-    // The sinus is wide: each venous candidate is ranked by the mean area of its in-plane
-    // neighbours (≈ 2.5 mm across, the voxel itself left out) and measured on itself, so the
-    // ranking does not select voxels whose own baseline happened to be low (a baseline error
-    // lasts the whole series and would bias a ranked area by several per cent).
-    let r = ((1.2 / g.spacing_mm[0].min(g.spacing_mm[1])).round() as usize).max(1);
+    // The sinus is wide: each venous candidate is ranked by the mean area of a ring of in-plane
+    // neighbours (from about 1.5 to 2.5 mm away: beyond the reach of spatially correlated
+    // noise) and measured on itself, so the ranking does not select voxels whose own noise or
+    // baseline happened to be high or low (that would bias the area the arterial scale is
+    // taken from by several per cent).
+    let px = g.spacing_mm[0].min(g.spacing_mm[1]);
+    let r = ((2.5 / px).round() as usize).max(1);
+    let r_in = ((1.5 / px).round() as usize).min(r - 1);
     let neighbourhood_area = |p: usize| -> f32 {
         let (k, j, i) = (p / (ny * nx), (p / nx) % ny, p % nx);
         let (mut sum, mut n) = (0f32, 0usize);
         for b in j.saturating_sub(r)..(j + r + 1).min(ny) {
             for a in i.saturating_sub(r)..(i + r + 1).min(nx) {
                 let q = (k * ny + b) * nx + a;
-                if q == p {
+                if b.abs_diff(j).max(a.abs_diff(i)) <= r_in {
                     continue;
                 }
                 sum += frame_slices.iter().skip(start).map(|f| f[q]).sum::<f32>();
@@ -725,32 +740,13 @@ pub fn majority(set: &[bool], within: &[bool], [_, ny, nx]: [usize; 3], r: usize
     out
 }
 
-/// Smallest region (map voxels) whose mean curve is fitted by [`pool_untimeable`]; smaller
-/// ones keep their voxels' own Tmax, for the median and patch filling to deal with.
-pub const MIN_POOLED_VOXELS: usize = 50;
-
-/// Tmax where single voxels cannot be timed. Voxels marked `untimeable` (their fitted curve
-/// explains no more signal than noise: little or no flow, as in an ischaemic core under heavy
-/// noise) are grouped into 6-connected regions; each region of at least [`MIN_POOLED_VOXELS`]
-/// takes the Tmax fitted to the mean of its curves (`curves`: n_t samples per map voxel, noise
-/// independent between voxels, σ `sigma` each), where the averaging has brought the noise down
-/// by √n. Returns the number of voxels so set.
-pub fn pool_untimeable(
-    tmax: &mut Volume,
-    untimeable: &[bool],
-    curves: &[f32],
-    n_t: usize,
-    model: &ModelFit,
-    sigma: f32,
-) -> usize {
-    let [nz, ny, nx] = tmax.geometry.shape_zyx();
+/// The 6-connected regions of `set` on `[nz, ny, nx]`, each as its voxel indices.
+pub fn connected_regions(set: &[bool], [nz, ny, nx]: [usize; 3]) -> Vec<Vec<usize>> {
     let n = nz * ny * nx;
-    let data = tmax.data.as_slice_mut().expect("standard layout");
     let mut seen = vec![false; n];
-    let mut set = 0;
-    let mut mean = vec![0f32; n_t];
+    let mut regions = Vec::new();
     for start in 0..n {
-        if seen[start] || !untimeable[start] {
+        if seen[start] || !set[start] {
             continue;
         }
         let mut region = vec![start];
@@ -769,12 +765,40 @@ pub fn pool_untimeable(
                 (k + 1 < nz).then(|| p + ny * nx),
             ];
             for q in neighbours.into_iter().flatten() {
-                if untimeable[q] && !seen[q] {
+                if set[q] && !seen[q] {
                     seen[q] = true;
                     region.push(q);
                 }
             }
         }
+        regions.push(region);
+    }
+    regions
+}
+
+/// Smallest region (map voxels) whose mean curve is fitted by [`pool_untimeable`]; smaller
+/// ones keep their voxels' own Tmax, for the median and patch filling to deal with.
+pub const MIN_POOLED_VOXELS: usize = 50;
+
+/// Tmax where single voxels cannot be timed. Voxels marked `untimeable` (their fitted curve
+/// explains no more signal than noise: little or no flow, as in an ischaemic core under heavy
+/// noise) are grouped into 6-connected regions; each region of at least [`MIN_POOLED_VOXELS`]
+/// takes the Tmax fitted to the mean of its curves (`curves`: n_t samples per map voxel, noise
+/// independent between voxels, σ `sigma` each), where the averaging has brought the noise down
+/// by √n. Returns the number of voxels so set.
+pub fn pool_untimeable(
+    tmax: &mut Volume,
+    untimeable: &[bool],
+    curves: &[f32],
+    n_t: usize,
+    model: &ModelFit,
+    sigma: f32,
+) -> usize {
+    let shape = tmax.geometry.shape_zyx();
+    let data = tmax.data.as_slice_mut().expect("standard layout");
+    let mut set = 0;
+    let mut mean = vec![0f32; n_t];
+    for region in connected_regions(untimeable, shape) {
         if region.len() < MIN_POOLED_VOXELS {
             continue;
         }
@@ -797,12 +821,13 @@ pub fn pool_untimeable(
 }
 
 /// The neighbourhood [`regional_flow`] pools over: the voxels of `mask` within `radius` voxels
-/// in-plane that share the voxel's `state` (Tmax above the threshold or not), so a lesion's
-/// curves are not averaged with normal tissue's.
+/// in-plane that share the voxel's `state` (in the pipeline: normal; Tmax above the threshold;
+/// Tmax above it and CBF under the core cut, from the first pass), so a lesion's curves are not
+/// averaged with normal tissue's nor the core's with the penumbra's.
 #[derive(Debug, Clone, Copy)]
 pub struct RegionalWindow<'a> {
     pub mask: &'a [bool],
-    pub state: &'a [bool],
+    pub state: &'a [u8],
     /// [nz, ny, nx].
     pub shape: [usize; 3],
     pub radius: usize,
@@ -810,26 +835,40 @@ pub struct RegionalWindow<'a> {
 
 /// Re-estimates CBF and CBV (and MTT = CBV/CBF) with the two-scale fit
 /// ([`ModelFit::fit_guided`]): the model curve is the one fitted to the window's mean of the
-/// denoised `curves`, the flow is the projection on it of the voxel's `raw` curve, whose noise
-/// the choice of model curve never saw. Tmax stays the voxel's own. Voxels outside the mask are
+/// undenoised `raw` curves (a linear average: no filter's choices in it), the flow is the
+/// projection on it of the voxel's own raw curve, whose noise the choice of model curve hardly
+/// saw (one voxel of hundreds). Tmax stays the voxel's own. Voxels outside the mask are
 /// left as they are.
 pub fn regional_flow(
     maps: &mut PerfusionMaps,
-    curves: &[f32],
     raw: &[f32],
     n_t: usize,
     window: &RegionalWindow,
     model: &ModelFit,
     sigma: f32,
 ) {
-    let guide = regional_mean(curves, n_t, window);
+    let guide = regional_mean(raw, n_t, window);
+    let [nz, ny, nx] = window.shape;
+    // The guide changes little from one voxel to the next (a window of (2r + 1)²): it is fitted
+    // at every other voxel in x and y, and its neighbours in the same state use that fit.
+    let anchor = |v: usize| {
+        let (k, j, i) = (v / (ny * nx), (v / nx) % ny, v % nx);
+        (k * ny + (j & !1)) * nx + (i & !1)
+    };
+    let fit_at = |v: usize| model.fit_guide(&guide[v * n_t..(v + 1) * n_t], sigma).ok();
+    let anchors: Vec<Option<crate::FitEstimate>> = (0..nz * ny * nx)
+        .into_par_iter()
+        .map(|v| (window.mask[v] && anchor(v) == v).then(|| fit_at(v)).flatten())
+        .collect();
     let estimates: Vec<Option<crate::FitEstimate>> = (0..window.mask.len())
         .into_par_iter()
         .map(|v| {
             if !window.mask[v] {
                 return None;
             }
-            model.fit_guided(&raw[v * n_t..(v + 1) * n_t], &guide[v * n_t..(v + 1) * n_t], sigma).ok()
+            let a = anchor(v);
+            let g = if window.mask[a] && window.state[a] == window.state[v] { anchors[a] } else { fit_at(v) };
+            g.map(|g| model.flow_on(&g, &raw[v * n_t..(v + 1) * n_t]))
         })
         .collect();
     let cbf = maps.cbf.data.as_slice_mut().expect("standard layout");
@@ -852,7 +891,10 @@ fn regional_mean(curves: &[f32], n_t: usize, window: &RegionalWindow) -> Vec<f32
     out.par_chunks_mut(ny * nx * n_t).enumerate().for_each(|(k, o)| {
         let base = k * ny * nx;
         let w = nx + 1;
-        for st in [false, true] {
+        let mut states: Vec<u8> = state[base..base + ny * nx].to_vec();
+        states.sort_unstable();
+        states.dedup();
+        for st in states {
             let member = |p: usize| mask[base + p] && state[base + p] == st;
             // Summed-area tables of the count and of every sample.
             let mut count = vec![0u32; (ny + 1) * w];
@@ -969,7 +1011,7 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     let tissue = tissue_mask(&baseline, &intracranial, options.tissue_hu);
     lap("enhancement", &mut steps);
 
-    let (aif, vof) = select_vessels(&series, &intracranial, &tissue, &timing)?;
+    let (aif, vof) = select_vessels(&series, &baseline, &intracranial, &tissue, &timing)?;
     let aif_scale = if aif.area > 0.0 { (vof.area / aif.area).clamp(0.5, 3.0) } else { 1.0 };
     let scaled_aif: Vec<f64> = aif.curve.iter().map(|v| v * aif_scale).collect();
     lap("arterial and venous curves", &mut steps);
@@ -1077,11 +1119,20 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     if let (Some(raw_curves), Estimator::ModelFit(grid)) = (&raw, &options.estimator) {
         if options.flow_window_mm > 0.0 {
             let tmax_s = tmax_clean.data.as_slice().expect("standard layout");
-            let state = hypoperfused_mask(cbf_s, tmax_s, &tissue_map, options.thresholds);
+            let hypo = hypoperfused_mask(cbf_s, tmax_s, &tissue_map, options.thresholds);
+            let cut = (options.thresholds.core_relative_cbf * decision.reference_cbf) as f32;
+            // Normal tissue, hypoperfused tissue above the core cut, and below it (first pass).
+            let state: Vec<u8> = (0..hypo.len())
+                .map(|i| match (hypo[i], cbf_s[i] < cut) {
+                    (false, _) => 0,
+                    (true, false) => 1,
+                    (true, true) => 2,
+                })
+                .collect();
             let radius = (options.flow_window_mm / pixel_mm).round() as usize;
             let window = RegionalWindow { mask: &tissue_map, state: &state, shape: [nz, ny, nx], radius };
             let model = ModelFit::new(&scaled_aif, &times_s, grid.clone(), options.constants)?;
-            regional_flow(&mut maps, &binned.curves, raw_curves, binned.n_t, &window, &model, sigma);
+            regional_flow(&mut maps, raw_curves, binned.n_t, &window, &model, sigma);
             let clean = median_clean(&maps.cbf, &tissue_map, options.clean_radius_px);
             let cbf = clean.data.as_slice().expect("standard layout");
             decision = decide(cbf, tmax_s, &tissue_map, &side, voxel_ml, options.thresholds)?;

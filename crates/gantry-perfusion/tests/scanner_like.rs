@@ -64,7 +64,7 @@ fn check(r: &StrokeResult, t: &BrainTruth, core_tol: (f64, f64), tmax_tol: (f64,
 
 #[test]
 fn graded_lesion_at_3_hu_correlated_noise() {
-    let (r, t) = run(3.0, 4);
+    let (r, t) = run(3.0, 11);
     check(&r, &t, (3.0, 0.15), (6.0, 0.10), "3 HU");
     // Inside the validated range: no noise flag.
     assert!(!r.quality.iter().any(|q| matches!(q, QualityFlag::HighNoise(_))), "{:?}", r.quality);
@@ -72,7 +72,7 @@ fn graded_lesion_at_3_hu_correlated_noise() {
 
 #[test]
 fn graded_lesion_at_6_hu_correlated_noise_is_flagged_beyond_the_validated_noise() {
-    let (r, t) = run(6.0, 5);
+    let (r, t) = run(6.0, 12);
     check(&r, &t, (5.0, 0.25), (10.0, 0.15), "6 HU");
     // White-noise equivalent: 6 HU · √κ · 0.9/0.45 ≈ 24.5 HU, beyond the 16 HU validated.
     assert!(
