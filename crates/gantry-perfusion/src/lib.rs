@@ -8,7 +8,12 @@
 //! - [`ModelFit`]: the default estimator — the indicator-dilution model (residue of a family
 //!   from exponential to box, arrival delay, flow) fitted to each curve by a dictionary search;
 //!   unbiased where deconvolution is not (CBF at short MTT, Tmax).
-//! - [`decide`]: core, hypoperfusion, mismatch, the DEFUSE-3 and EXTEND criteria.
+//! - [`ModelFit::fit_guided`] and [`regional_flow`]: the two-scale fit — the model from a
+//!   regional mean curve, the flow from each voxel's own curve projected on it — which stays
+//!   unbiased at low flow under noise, where a per-voxel best fit reads high.
+//! - [`decide`]: core, hypoperfusion, mismatch, the DEFUSE-3 and EXTEND criteria;
+//!   [`precision`]: the noise's spatial correlation, 95 % intervals of the volumes, and whether
+//!   a criterion could go either way.
 //! - Per-curve deconvolution ([`estimate_curve`]), for comparison and as options:
 //! - [`Method`]: block-circulant deconvolution (delay-insensitive, Wu 2003) with a fixed
 //!   truncation or with the oscillation-index choice of truncation per curve (the default),
@@ -42,10 +47,10 @@ pub use denoise::{correlation_factor, noise_sigma, TipsFilter};
 pub use fit::{FitEstimate, FitGrid, ModelFit, ResidueShape};
 pub use motion::{correct_motion, FrameMotion, RigidTransform};
 pub use pipeline::{
-    bin_tissue, bolus_timing, enhancement, fill_small_patches, fit_maps, intracranial_mask, majority, mean_frames,
-    median_clean, pool_untimeable, run_stroke, select_vessels, tissue_mask, BinnedCurves, BolusTiming, Estimator,
-    PerfusionMaps, QualityFlag, StrokeOptions, StrokeResult, VascularCurve, MIN_POOLED_VOXELS, POOL_WINDOW_MM,
-    VALIDATED_NOISE_HU,
+    bin_tissue, bolus_timing, connected_regions, enhancement, fill_small_patches, fit_maps, intracranial_mask,
+    majority, mean_frames, median_clean, pool_untimeable, regional_flow, run_stroke, select_vessels, tissue_mask,
+    BinnedCurves, BolusTiming, Estimator, PerfusionMaps, QualityFlag, RegionalWindow, StrokeOptions, StrokeResult,
+    VascularCurve, MIN_POOLED_VOXELS, POOL_WINDOW_MM, VALIDATED_NOISE_HU,
 };
 pub use precision::{precision, CountedMaps, Interval, Precision, INTERVAL_Z};
 
