@@ -181,7 +181,8 @@ impl Lesion {
 
     /// A graded lesion as scanners see them: an irregular core (delay 11 s), a penumbra in two
     /// bands (delays 9 and 7 s, the outer one a second from the threshold) and an oligaemic rim
-    /// (delay 4 s, MTT 6 s) that must not count; core ≈ 15 mL on an 8-slice 40 mm slab.
+    /// (delay 4 s, MTT 6 s) that must not count; core ≈ 21 mL and Tmax > 6 s ≈ 85 mL on the
+    /// 8-slice 40 mm slab of `BrainConfig::scanner_like`.
     pub fn graded(shape_seed: u64) -> Lesion {
         Lesion {
             penumbra_half_angle_deg: 26.0,
