@@ -41,6 +41,7 @@ mod fit;
 mod motion;
 mod pipeline;
 mod precision;
+mod summed_area;
 
 pub use decision::{core_mask, decide, hypoperfused_mask, trial_criteria, Decision, Side, Thresholds};
 pub use denoise::{correlation_factor, noise_sigma, TipsFilter};

@@ -32,6 +32,7 @@ use crate::decision::{core_mask, hypoperfused_mask};
 use crate::denoise::correlation_factor;
 use crate::motion::{correct_motion, FrameMotion};
 use crate::precision::{precision, CountedMaps, Precision};
+use crate::summed_area::{box_around, SummedArea};
 use crate::{
     decide, estimate_curve, invalid, noise_sigma, Constants, Decision, FitGrid, Method, ModelFit, PerfusionError, Side,
     Thresholds, TipsFilter,
@@ -711,29 +712,15 @@ pub fn majority(set: &[bool], within: &[bool], [_, ny, nx]: [usize; 3], r: usize
     let mut out = vec![false; set.len()];
     out.par_chunks_mut(ny * nx).enumerate().for_each(|(k, o)| {
         let off = k * ny * nx;
-        // Summed-area tables of the set and the counted voxels.
-        let w = nx + 1;
-        let (mut s_set, mut s_all) = (vec![0u32; (ny + 1) * w], vec![0u32; (ny + 1) * w]);
+        let s_set = SummedArea::new(ny, nx, |p| u32::from(within[off + p] && set[off + p]));
+        let s_all = SummedArea::new(ny, nx, |p| u32::from(within[off + p]));
         for j in 0..ny {
-            for i in 0..nx {
-                let p = off + j * nx + i;
-                let (a, b) = (u32::from(within[p] && set[p]), u32::from(within[p]));
-                let q = (j + 1) * w + i + 1;
-                s_set[q] = a + s_set[q - 1] + s_set[q - w] - s_set[q - w - 1];
-                s_all[q] = b + s_all[q - 1] + s_all[q - w] - s_all[q - w - 1];
-            }
-        }
-        let sum = |t: &[u32], j0: usize, j1: usize, i0: usize, i1: usize| {
-            t[j1 * w + i1] + t[j0 * w + i0] - t[j0 * w + i1] - t[j1 * w + i0]
-        };
-        for j in 0..ny {
-            let (j0, j1) = (j.saturating_sub(r), (j + r + 1).min(ny));
             for i in 0..nx {
                 if !within[off + j * nx + i] {
                     continue;
                 }
-                let (i0, i1) = (i.saturating_sub(r), (i + r + 1).min(nx));
-                o[j * nx + i] = 2 * sum(&s_set, j0, j1, i0, i1) > sum(&s_all, j0, j1, i0, i1);
+                let (j0, j1, i0, i1) = box_around(j, i, r, ny, nx);
+                o[j * nx + i] = 2 * s_set.sum(j0, j1, i0, i1) > s_all.sum(j0, j1, i0, i1);
             }
         }
     });
@@ -890,40 +877,24 @@ fn regional_mean(curves: &[f32], n_t: usize, window: &RegionalWindow) -> Vec<f32
     let mut out = curves.to_vec();
     out.par_chunks_mut(ny * nx * n_t).enumerate().for_each(|(k, o)| {
         let base = k * ny * nx;
-        let w = nx + 1;
         let mut states: Vec<u8> = state[base..base + ny * nx].to_vec();
         states.sort_unstable();
         states.dedup();
         for st in states {
             let member = |p: usize| mask[base + p] && state[base + p] == st;
-            // Summed-area tables of the count and of every sample.
-            let mut count = vec![0u32; (ny + 1) * w];
-            for j in 0..ny {
-                for i in 0..nx {
-                    count[(j + 1) * w + i + 1] =
-                        count[j * w + i + 1] + count[(j + 1) * w + i] - count[j * w + i] + member(j * nx + i) as u32;
-                }
-            }
-            let mut sums = vec![0f64; (ny + 1) * w];
+            let count = SummedArea::new(ny, nx, |p| u32::from(member(p)));
             for t in 0..n_t {
-                for j in 0..ny {
-                    for i in 0..nx {
-                        let p = j * nx + i;
-                        let v = if member(p) { curves[(base + p) * n_t + t] as f64 } else { 0.0 };
-                        sums[(j + 1) * w + i + 1] = sums[j * w + i + 1] + sums[(j + 1) * w + i] - sums[j * w + i] + v;
-                    }
-                }
+                let sums =
+                    SummedArea::new(ny, nx, |p| if member(p) { curves[(base + p) * n_t + t] as f64 } else { 0.0 });
                 for j in 0..ny {
                     for i in 0..nx {
                         let p = j * nx + i;
                         if !member(p) {
                             continue;
                         }
-                        let (j0, j1, i0, i1) =
-                            (j.saturating_sub(r), (j + r + 1).min(ny), i.saturating_sub(r), (i + r + 1).min(nx));
-                        let n = count[j1 * w + i1] + count[j0 * w + i0] - count[j0 * w + i1] - count[j1 * w + i0];
-                        let s = sums[j1 * w + i1] + sums[j0 * w + i0] - sums[j0 * w + i1] - sums[j1 * w + i0];
-                        o[p * n_t + t] = (s / n.max(1) as f64) as f32;
+                        let (j0, j1, i0, i1) = box_around(j, i, r, ny, nx);
+                        let n = count.sum(j0, j1, i0, i1);
+                        o[p * n_t + t] = (sums.sum(j0, j1, i0, i1) / n.max(1) as f64) as f32;
                     }
                 }
             }
@@ -1093,7 +1064,14 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
     // Low-flow regions too weak to time voxel by voxel take the Tmax of their mean curve; then
     // the Tmax map is cleaned and the figures taken again.
     let mut untimeable_voxels = 0;
-    if let (Some(raw_curves), Estimator::ModelFit(grid)) = (&raw, &options.estimator) {
+    // One dictionary for the regional timing and the regional flow (what `raw` is kept for).
+    let model = match (&raw, &options.estimator) {
+        (Some(_), Estimator::ModelFit(grid)) => {
+            Some(ModelFit::new(&scaled_aif, &times_s, grid.clone(), options.constants)?)
+        }
+        _ => None,
+    };
+    if let (true, Some(raw_curves), Some(model)) = (pooling, &raw, &model) {
         let evidence = median_clean(&maps.evidence, &tissue_map, options.clean_radius_px);
         let cut = (options.thresholds.core_relative_cbf * decision.reference_cbf) as f32;
         let evidence = evidence.data.as_slice().expect("standard layout");
@@ -1106,8 +1084,7 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
         let radius = (POOL_WINDOW_MM / pixel_mm).round();
         let untimeable = majority(&weak, &tissue_map, [nz, ny, nx], radius as usize);
         if untimeable.iter().any(|&u| u) {
-            let model = ModelFit::new(&scaled_aif, &times_s, grid.clone(), options.constants)?;
-            untimeable_voxels = pool_untimeable(&mut maps.tmax, &untimeable, raw_curves, binned.n_t, &model, raw_sigma);
+            untimeable_voxels = pool_untimeable(&mut maps.tmax, &untimeable, raw_curves, binned.n_t, model, raw_sigma);
         }
         if untimeable_voxels > 0 {
             tmax_clean = clean_tmax(&maps.tmax);
@@ -1116,7 +1093,7 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
         }
     }
     let mut cbf_guided = None;
-    if let (Some(raw_curves), Estimator::ModelFit(grid)) = (&raw, &options.estimator) {
+    if let (Some(raw_curves), Some(model)) = (&raw, &model) {
         if options.flow_window_mm > 0.0 {
             let tmax_s = tmax_clean.data.as_slice().expect("standard layout");
             let hypo = hypoperfused_mask(cbf_s, tmax_s, &tissue_map, options.thresholds);
@@ -1131,8 +1108,7 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
                 .collect();
             let radius = (options.flow_window_mm / pixel_mm).round() as usize;
             let window = RegionalWindow { mask: &tissue_map, state: &state, shape: [nz, ny, nx], radius };
-            let model = ModelFit::new(&scaled_aif, &times_s, grid.clone(), options.constants)?;
-            regional_flow(&mut maps, raw_curves, binned.n_t, &window, &model, sigma);
+            regional_flow(&mut maps, raw_curves, binned.n_t, &window, model, sigma);
             let clean = median_clean(&maps.cbf, &tissue_map, options.clean_radius_px);
             let cbf = clean.data.as_slice().expect("standard layout");
             decision = decide(cbf, tmax_s, &tissue_map, &side, voxel_ml, options.thresholds)?;
@@ -1152,12 +1128,13 @@ pub fn run_stroke(mut series: VolumeSeries, options: &StrokeOptions) -> Result<S
         tmax_raw: maps.tmax.data.as_slice().expect("standard layout"),
         tmax_clean: tmax_s,
         tissue: &tissue_map,
-        side: &side,
+        hypoperfused: &hypoperfused,
+        core: &core,
         shape: [nz, ny, nx],
         voxel_ml,
         clean_radius: options.clean_radius_px,
     };
-    let precision = precision(&counted, options.thresholds, kappa)?;
+    let precision = precision(&counted, &decision, options.thresholds, kappa);
     lap("precision", &mut steps);
 
     let mut quality = Vec::new();

@@ -19,8 +19,8 @@
 //! the interval's most and least favourable corners (small core with large Tmax > 6 s, and the
 //! reverse).
 
-use crate::decision::{decide, hypoperfused_mask, trial_criteria, Side, Thresholds};
-use crate::PerfusionError;
+use crate::decision::{hypoperfused_mask, trial_criteria, Decision, Thresholds};
+use crate::summed_area::{box_around, SummedArea};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -33,24 +33,15 @@ pub const REPLICATES: usize = 16;
 /// (white noise averaged over the box, rescaled).
 fn window_noise(rng: &mut ChaCha8Rng, [nz, ny, nx]: [usize; 3], r: usize) -> Vec<f32> {
     let white: Vec<f32> = (0..nz * ny * nx).map(|_| StandardNormal.sample(rng)).collect();
-    let w = nx + 1;
     let mut out = vec![0f32; white.len()];
     for k in 0..nz {
         let s = &white[k * ny * nx..(k + 1) * ny * nx];
-        let mut sat = vec![0f64; (ny + 1) * w];
+        let sat = SummedArea::new(ny, nx, |p| s[p] as f64);
         for j in 0..ny {
             for i in 0..nx {
-                sat[(j + 1) * w + i + 1] =
-                    sat[j * w + i + 1] + sat[(j + 1) * w + i] - sat[j * w + i] + s[j * nx + i] as f64;
-            }
-        }
-        for j in 0..ny {
-            for i in 0..nx {
-                let (j0, j1, i0, i1) =
-                    (j.saturating_sub(r), (j + r + 1).min(ny), i.saturating_sub(r), (i + r + 1).min(nx));
+                let (j0, j1, i0, i1) = box_around(j, i, r, ny, nx);
                 let n = ((j1 - j0) * (i1 - i0)) as f32;
-                let sum = sat[j1 * w + i1] + sat[j0 * w + i0] - sat[j0 * w + i1] - sat[j1 * w + i0];
-                out[k * ny * nx + j * nx + i] = sum as f32 / n.sqrt();
+                out[k * ny * nx + j * nx + i] = sat.sum(j0, j1, i0, i1) as f32 / n.sqrt();
             }
         }
     }
@@ -100,7 +91,9 @@ pub struct CountedMaps<'a> {
     pub tmax_raw: &'a [f32],
     pub tmax_clean: &'a [f32],
     pub tissue: &'a [bool],
-    pub side: &'a [Side],
+    /// Tmax > threshold and core masks as counted from the clean maps.
+    pub hypoperfused: &'a [bool],
+    pub core: &'a [bool],
     /// [nz, ny, nx].
     pub shape: [usize; 3],
     pub voxel_ml: f64,
@@ -151,18 +144,19 @@ fn edge_voxels(mask: &[bool], [nz, ny, nx]: [usize; 3]) -> usize {
     n
 }
 
-/// The precision of the volumes counted from `maps` at `thresholds`, with the noise's
-/// correlation factor κ.
+/// The precision of the volumes of `decision`, counted from `maps` at `thresholds`, with the
+/// noise's correlation factor κ.
 pub fn precision(
     maps: &CountedMaps,
+    decision: &Decision,
     thresholds: Thresholds,
     correlation_factor: f64,
-) -> Result<Precision, PerfusionError> {
+) -> Precision {
     let w = (2 * maps.clean_radius + 1) as f64;
     let kappa = correlation_factor.max(1.0);
     let effective_samples = (w * w / kappa).max(1.0);
     let se = |spread: f64| 1.2533 * spread / effective_samples.sqrt();
-    let base = decide(maps.cbf_clean, maps.tmax_clean, maps.tissue, maps.side, maps.voxel_ml, thresholds)?;
+    let base = decision;
     let thr = thresholds.hypoperfusion_tmax_s;
     // Near the threshold where enough voxels are, else over all tissue.
     let tmax_spread =
@@ -170,7 +164,7 @@ pub fn precision(
             .or_else(|| scatter(maps.tmax_raw, maps.tmax_clean, |i| maps.tissue[i]))
             .unwrap_or(0.0);
     let tmax_se_s = se(tmax_spread);
-    let hypo = hypoperfused_mask(maps.cbf_clean, maps.tmax_clean, maps.tissue, thresholds);
+    let hypo = maps.hypoperfused;
     let cut = thresholds.core_relative_cbf * base.reference_cbf;
     let cbf_spread = scatter(maps.cbf_raw, maps.cbf_clean, |i| {
         hypo[i] && (maps.cbf_clean[i] as f64) >= 0.5 * cut && (maps.cbf_clean[i] as f64) <= 2.0 * cut
@@ -181,7 +175,6 @@ pub fn precision(
 
     // The random error of the cleaned maps: replicates with Gaussian errors of those standard
     // errors, correlated over the cleaning window as the median makes them.
-    let cut_abs = cut;
     let n = maps.tissue.len();
     let (core_v, hypo_v): (Vec<f64>, Vec<f64>) = (0..REPLICATES)
         .into_par_iter()
@@ -190,7 +183,7 @@ pub fn precision(
             rng.set_stream(rep as u64);
             let e_cbf = window_noise(&mut rng, maps.shape, maps.clean_radius);
             let e_tmax = window_noise(&mut rng, maps.shape, maps.clean_radius);
-            let cbf: Vec<f32> = (0..n).map(|i| maps.cbf_clean[i] + (core_cbf_se * cut_abs) as f32 * e_cbf[i]).collect();
+            let cbf: Vec<f32> = (0..n).map(|i| maps.cbf_clean[i] + (core_cbf_se * cut) as f32 * e_cbf[i]).collect();
             let tmax: Vec<f32> = (0..n).map(|i| maps.tmax_clean[i] + tmax_se_s as f32 * e_tmax[i]).collect();
             // The reference is the contralateral normal mean over thousands of voxels: kept.
             let hypo = hypoperfused_mask(&cbf, &tmax, maps.tissue, thresholds);
@@ -203,14 +196,13 @@ pub fn precision(
         let m = v.iter().sum::<f64>() / v.len() as f64;
         (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
     };
-    let core_mask = crate::decision::core_mask(maps.cbf_clean, &hypo, base.reference_cbf, thresholds);
     let half_edge = |mask: &[bool]| 0.5 * edge_voxels(mask, maps.shape) as f64 * maps.voxel_ml;
     let span = |v: f64, sd: f64, edge: f64| Interval {
         low: (v - INTERVAL_Z * sd - edge).max(0.0),
         high: v + INTERVAL_Z * sd + edge,
     };
-    let core_ml = span(base.core_ml, sd(&core_v), half_edge(&core_mask));
-    let hypoperfused_ml = span(base.hypoperfused_ml, sd(&hypo_v), half_edge(&hypo));
+    let core_ml = span(base.core_ml, sd(&core_v), half_edge(maps.core));
+    let hypoperfused_ml = span(base.hypoperfused_ml, sd(&hypo_v), half_edge(hypo));
     let mismatch_ml = Interval {
         low: (hypoperfused_ml.low - core_ml.high).max(0.0),
         high: (hypoperfused_ml.high - core_ml.low).max(0.0),
@@ -218,7 +210,7 @@ pub fn precision(
     // Most favourable: least core, most hypoperfusion; least favourable the reverse.
     let best = trial_criteria(core_ml.low, hypoperfused_ml.high);
     let worst = trial_criteria(core_ml.high, hypoperfused_ml.low);
-    Ok(Precision {
+    Precision {
         correlation_factor: kappa,
         effective_samples,
         core_cbf_se,
@@ -228,12 +220,13 @@ pub fn precision(
         mismatch_ml,
         defuse3_uncertain: best.0 != worst.0,
         extend_uncertain: best.1 != worst.1,
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::{core_mask, decide, Side};
 
     /// Maps of one slab: normal tissue (CBF 50, Tmax 1 s) on the right; on the left a
     /// hypoperfused block (CBF 25, Tmax 9 s) holding a core block (CBF 5, Tmax 12 s); noise of
@@ -275,19 +268,22 @@ mod tests {
     fn run(core_px: usize, hypo_px: usize) -> (Precision, crate::Decision) {
         let (cr, c, tr, t, side) = maps(core_px, hypo_px, 20.0, 2.0);
         let tissue = vec![true; c.len()];
+        let d = decide(&c, &t, &tissue, &side, 0.02, Thresholds::default()).unwrap();
+        let hypo = hypoperfused_mask(&c, &t, &tissue, Thresholds::default());
+        let core = core_mask(&c, &hypo, d.reference_cbf, Thresholds::default());
         let m = CountedMaps {
             cbf_raw: &cr,
             cbf_clean: &c,
             tmax_raw: &tr,
             tmax_clean: &t,
             tissue: &tissue,
-            side: &side,
+            hypoperfused: &hypo,
+            core: &core,
             shape: [4, 64, 128],
             voxel_ml: 0.02,
             clean_radius: 3,
         };
-        let d = decide(&c, &t, &tissue, &side, 0.02, Thresholds::default()).unwrap();
-        (precision(&m, Thresholds::default(), 4.0).unwrap(), d)
+        (precision(&m, &d, Thresholds::default(), 4.0), d)
     }
 
     #[test]
